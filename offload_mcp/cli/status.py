@@ -1,0 +1,6 @@
+"""placeholder"""
+import click
+
+@click.group() 
+def status() -> None:
+    """todo"""

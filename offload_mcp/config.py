@@ -1,0 +1,330 @@
+"""Typed configuration: built-in presets, the user's `config.toml`, and where files live.
+
+The server must start with no file at all (every preset is known, none has a key yet), and a
+bad file must fail as one message naming the file, the line and the field, never half-load.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from offload_mcp.errors import ConfigError
+
+Trust = Literal["local", "trusted", "untrusted"]
+Window = Literal["minute", "hour", "day", "week", "month", "5h"]
+StructuredOutput = Literal["json_schema", "json_object", "json_object_schema", "prompt"]
+
+HOME_ENV = "OFFLOAD_MCP_HOME"
+
+#: Tool name -> ordered provider names: free tiers first, then cheap paid.
+DEFAULT_CHAINS: dict[str, list[str]] = {
+    "offload": [
+        "groq",
+        "cerebras",
+        "gemini-flash-lite",
+        "openrouter-free",
+        "openrouter-flash-lite",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where config, ledger and logs live; `OFFLOAD_MCP_HOME` moves all three together."""
+
+    config_dir: Path
+    data_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.data_dir / "ledger.db"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "offload-mcp.log"
+
+    @classmethod
+    def discover(cls) -> Paths:
+        home = os.environ.get(HOME_ENV)
+        if home:
+            root = Path(home).expanduser()
+            return cls(config_dir=root, data_dir=root)
+        import platformdirs  # not needed when OFFLOAD_MCP_HOME is set
+
+        return cls(
+            config_dir=Path(platformdirs.user_config_dir("offload-mcp", appauthor=False)),
+            data_dir=Path(platformdirs.user_data_dir("offload-mcp", appauthor=False)),
+        )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prices(_Strict):
+    """USD per million tokens; `cached_input` defaults to the input price."""
+
+    input: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    output: float = Field(0.0, ge=0)
+
+    def cost(self, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        fresh = max(input_tokens - cached_tokens, 0)
+        paid = fresh * self.input + cached_tokens * cached_price + output_tokens * self.output
+        return paid / 1e6
+
+
+class CapLimit(_Strict):
+    """Limits for one window; any left unset is not capped."""
+
+    requests: int | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    usd: float | None = Field(None, ge=0)
+
+
+class ProviderConfig(_Strict):
+    """One provider after presets are merged: what a backend needs to talk to it."""
+
+    name: str
+    kind: Literal["openai_compat"] = "openai_compat"
+    base_url: str
+    model: str
+    trust: Trust
+    key: str | None = None
+    key_env: str | None = None
+    needs_key: bool = True
+    structured_output: StructuredOutput = "json_schema"
+    prices: Prices = Prices()
+    caps: dict[Window, CapLimit] = {}
+    reset_tz: str = "UTC"
+    headers: dict[str, str] = {}
+    extra_body: dict[str, Any] = {}
+    timeout_s: float | None = Field(None, gt=0)
+    enabled: bool = True
+    notes: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def key_name(self) -> str:
+        """The name the key is stored under (`offload-mcp keys set NAME`)."""
+        return self.key or self.name
+
+    @property
+    def is_paid(self) -> bool:
+        return self.prices.input > 0 or self.prices.output > 0
+
+
+class Limits(_Strict):
+    """Bounds on what one packet may carry and how long it may run."""
+
+    allowed_roots: list[str] = []
+    max_file_bytes: int = Field(256 * 1024, gt=0)
+    max_input_bytes: int = Field(1024 * 1024, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+    max_output_tokens: int = Field(2048, gt=0)
+
+
+class Settings(_Strict):
+    providers: dict[str, ProviderConfig]
+    chains: dict[str, list[str]]
+    limits: Limits = Limits()
+    source: str = "built-in defaults"
+
+    def chain(self, tool: str) -> list[ProviderConfig]:
+        """The tool's providers in order; a tool without a chain uses `offload`'s."""
+        names = self.chains.get(tool) or self.chains.get("offload", [])
+        return [self.providers[name] for name in names if self.providers[name].enabled]
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def missing_env_refs(url: str) -> list[str]:
+    """Names in `${VAR}` references of a base URL that the environment does not set."""
+    return [name for name in _ENV_REF.findall(url) if not os.environ.get(name)]
+
+
+def expand_env_refs(url: str) -> str:
+    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), url)
+
+
+def load_presets() -> dict[str, dict[str, Any]]:
+    text = resources.files("offload_mcp").joinpath("presets/providers.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _merge_preset(
+    name: str, raw: dict[str, Any], presets: dict[str, dict[str, Any]], seen: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Resolve `preset = ...` chains: a preset's fields first, then the entry's own on top."""
+    base_name = raw.get("preset")
+    if base_name is None and name in presets and presets[name] is not raw:
+        base_name = name
+    if base_name is None:
+        return dict(raw)
+    if base_name in seen:
+        raise ValueError(f"preset loop: {' -> '.join((*seen, base_name))}")
+    if base_name not in presets:
+        raise ValueError(f"unknown preset {base_name!r}")
+    base = _merge_preset(base_name, presets[base_name], presets, (*seen, base_name))
+    merged = {**base, **{k: v for k, v in raw.items() if k != "preset"}}
+    merged.pop("abstract", None)
+    return merged
+
+
+def _provider(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(raw)
+    fields.pop("preset", None)
+    fields["name"] = name
+    url = fields.get("base_url", "")
+    if isinstance(url, str) and is_loopback(url):
+        fields.setdefault("trust", "local")
+        fields.setdefault("needs_key", bool(fields.get("key_env")))
+    fields.setdefault("trust", "untrusted")
+    return fields
+
+
+def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> Settings:
+    """Merge the user's parsed TOML over the built-in presets and validate the result."""
+    presets = load_presets()
+    raw_providers: dict[str, dict[str, Any]] = {
+        name: _merge_preset(name, entry, presets)
+        for name, entry in presets.items()
+        if not entry.get("abstract")
+    }
+    user_providers = user.get("providers", {})
+    if not isinstance(user_providers, dict):
+        raise ValueError("[providers] must be a table")
+    for name, entry in user_providers.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"providers.{name} must be a table")
+        raw_providers[name] = _merge_preset(name, entry, presets)
+    chains = {**DEFAULT_CHAINS, **user.get("chains", {})}
+    unknown = user.keys() - {"providers", "chains", "limits"}
+    if unknown:
+        raise ValueError(f"unknown section(s): {', '.join(sorted(unknown))}")
+    settings = Settings.model_validate(
+        {
+            "providers": {name: _provider(name, raw) for name, raw in raw_providers.items()},
+            "chains": chains,
+            "limits": user.get("limits", {}),
+            "source": source,
+        }
+    )
+    for tool, names in settings.chains.items():
+        for name in names:
+            if name not in settings.providers:
+                raise ValueError(f"chains.{tool} names unknown provider {name!r}")
+    return settings
+
+
+def load_settings(paths: Paths | None = None) -> Settings:
+    """Read `config.toml` if it exists; any problem raises one `ConfigError` naming the place."""
+    paths = paths or Paths.discover()
+    path = paths.config_file
+    if not path.exists():
+        return build_settings({})
+    try:
+        text = path.read_text("utf-8")
+        user = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return build_settings(user, source=str(path))
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(path, text, exc)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _describe_validation(path: Path, text: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    line = locate(text, loc)
+    where = f"line {line}: " if line else ""
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {where}{'.'.join(loc)}: {first['msg']}{more}"
+
+
+def locate(text: str, loc: list[str]) -> int | None:
+    """Best-effort line number of a dotted config field, for error messages.
+
+    tomllib keeps no positions, so walk the lines, tracking the current `[table]` header.
+    """
+    table: list[str] = []
+    best: int | None = None
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        header = re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line)
+        if header:
+            table = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if table == loc[: len(table)] and len(table) >= len(loc) - 1:
+                best = best or number
+            continue
+        key = re.match(r'"?([A-Za-z0-9_\-]+)"?\s*=', line)
+        if key and [*table, key.group(1)] == loc[: len(table) + 1]:
+            return number
+    return best
+
+
+STARTER_CONFIG = """\
+# offload-mcp configuration. Every provider preset is built in; this file only overrides.
+# `offload-mcp config show` prints the settings in force; keys never live in this file:
+# `offload-mcp keys set groq` stores one in the OS keyring (or set GROQ_API_KEY).
+
+[limits]
+# Directories whose files a packet may read (default: the server's working directory).
+# allowed_roots = ["~/code"]
+# max_file_bytes = 262144
+# timeout_s = 120
+# max_output_tokens = 2048
+
+[chains]
+# Ordered providers per tool: free tiers first, then cheap paid models.
+offload = ["groq", "cerebras", "gemini-flash-lite", "openrouter-free", "openrouter-flash-lite"]
+
+# Override a preset by its name ...
+# [providers.groq]
+# model = "llama-3.1-8b-instant"
+
+# ... or define a provider of your own on top of a preset or from scratch.
+# [providers.my-server]
+# base_url = "http://127.0.0.1:8080/v1"   # loopback: trust defaults to "local"
+# model = "qwen2.5-7b-instruct"
+# trust = "local"                          # local | trusted | untrusted
+# prices = { input = 0.0, output = 0.0 }   # USD per million tokens
+# caps = { day = { requests = 500 } }       # windows: minute hour day week month 5h
+"""

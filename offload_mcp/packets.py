@@ -1,0 +1,93 @@
+"""The shared vocabulary of the dispatch path: packets in, completions and results out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutputKind = Literal["text", "labels", "json"]
+
+
+@dataclass(frozen=True)
+class OutputContract:
+    """What a valid answer looks like: free text, one of a label set, or JSON matching a schema."""
+
+    kind: OutputKind = "text"
+    labels: tuple[str, ...] = ()
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file the packet names, already read (inside the allowed roots, under the size cap)."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One bounded, self-contained unit of work: everything the backend may see is in here."""
+
+    tool: str
+    task: str
+    text: str = ""
+    files: tuple[str, ...] = ()
+    contract: OutputContract = field(default_factory=OutputContract)
+    max_output_tokens: int = 2048
+    timeout_s: float = 120.0
+    provider: str | None = None
+    template: str = "offload"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What a backend receives: rendered messages and limits, never config or keys lookups."""
+
+    messages: tuple[Message, ...]
+    max_output_tokens: int
+    timeout_s: float
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A backend's answer as it came back, before validation."""
+
+    text: str
+    usage: Usage
+    model: str
+    #: USD as reported by the provider itself (OpenRouter does), else None
+    reported_cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What dispatch hands back to the tool: the checked answer and how it was obtained."""
+
+    text: str
+    data: Any
+    provider: str
+    model: str
+    usage: Usage
+    cost_usd: float
+    latency_ms: float
+    attempts: int
+    skipped: tuple[str, ...] = ()

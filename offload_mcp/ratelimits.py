@@ -1,0 +1,64 @@
+"""Parse the many ways providers say "come back later" into seconds."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
+_MS = re.compile(r"(\d+(?:\.\d+)?)ms$")
+#: numbers above this are timestamps, not durations (epoch seconds from 2001 on)
+_EPOCH_S = 1e9
+
+
+def parse_duration_s(value: str, *, now: float | None = None) -> float | None:
+    """Seconds until reset from `7`, `7.66`, `2m59.56s`, `1h2m`, `250ms` or an epoch (s or ms)."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if number > _EPOCH_S * 1000:  # epoch milliseconds (OpenRouter's X-RateLimit-Reset)
+            number = number / 1000 - (now if now is not None else time.time())
+        elif number > _EPOCH_S:
+            number = number - (now if now is not None else time.time())
+        return max(number, 0.0)
+    ms = _MS.match(text)
+    if ms:
+        return float(ms.group(1)) / 1000
+    match = _GO_DURATION.match(text)
+    if match and any(match.groups()):
+        hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
+        return hours * 3600 + minutes * 60 + seconds
+    return None
+
+
+def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The wait a 429 asks for: `retry-after-ms`, `retry-after`, else the request-reset header."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(float(lowered["retry-after-ms"]) / 1000, 0.0)
+        except ValueError:
+            pass
+    for name in ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset"):
+        if name in lowered:
+            parsed = parse_duration_s(lowered[name], now=now) or _http_date_s(lowered[name], now)
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def _http_date_s(value: str, now: float | None) -> float | None:
+    """`Retry-After` may also be an HTTP date (RFC 9110)."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(when - (now if now is not None else time.time()), 0.0)
