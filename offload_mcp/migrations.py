@@ -1,0 +1,83 @@
+"""Ledger schema history: an ordered list of named migration functions (never edit a shipped one).
+
+Applied names are recorded in `_offload_migrations`; a database that records a name this code
+does not know was written by a newer offload-mcp, and we refuse to touch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from offload_mcp.errors import OffloadError
+
+Migration = Callable[[Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+class LedgerTooNew(OffloadError):
+    """The ledger was migrated by a newer version of offload-mcp."""
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_calls(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,               -- unix time the call finished
+            tool TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            outcome TEXT NOT NULL,          -- "ok" or the error kind
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            usd REAL NOT NULL DEFAULT 0,
+            latency_ms REAL NOT NULL DEFAULT 0,
+            retries INTEGER NOT NULL DEFAULT 0,
+            failovers INTEGER NOT NULL DEFAULT 0,
+            packet_hash TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX calls_provider_ts ON calls (provider, ts)")
+
+
+def migrate(db: Database) -> None:
+    """Apply missing migrations in one IMMEDIATE transaction, so racing processes serialise."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _offload_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+    )
+    known = [fn.__name__ for fn in MIGRATIONS]
+    if _applied(db) == set(known):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        applied = _applied(db)
+        newer = sorted(applied - set(known))
+        if newer:
+            raise LedgerTooNew(
+                f"the ledger was written by a newer offload-mcp (migration {newer[-1]}).",
+                hint="Upgrade offload-mcp, or point OFFLOAD_MCP_HOME at another directory.",
+            )
+        for fn in MIGRATIONS:
+            if fn.__name__ not in applied:
+                fn(db)
+                db.execute(
+                    "INSERT INTO _offload_migrations VALUES (?, datetime('now'))", [fn.__name__]
+                )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _applied(db: Database) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM _offload_migrations").fetchall()}

@@ -1,0 +1,86 @@
+"""Build the MCP server: settings, dispatcher and ledger wired once; tools and prompts registered.
+
+`build_server` takes everything it needs as arguments so tests can hand it fakes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+
+from offload_mcp import __version__
+from offload_mcp.config import Paths, Settings, load_settings
+from offload_mcp.dispatch import BackendFactory, Dispatcher
+from offload_mcp.keys import KeyStore
+from offload_mcp.ledger import Ledger
+from offload_mcp.templates import Template, load_templates
+from offload_mcp.tools import register_tools
+
+INSTRUCTIONS = """\
+offload-mcp hands bounded, one-shot work to cheaper models so it does not spend Claude's budget.
+Use `offload` for self-contained tasks (classify, extract, summarise, convert, draft) where
+everything needed fits in the packet: state the task, pass inputs as `files` paths (cheaper than
+pasting) or `text`, and give `labels` or a JSON `schema` when the answer must have a shape.
+Keep judgment, multi-step coordination and anything needing this conversation's context yourself.
+Check the answer before relying on it. `status` shows which providers are usable and today's use."""
+
+
+@dataclass
+class AppState:
+    """What the tools share for the life of the process."""
+
+    settings: Settings
+    paths: Paths
+    dispatcher: Dispatcher
+
+
+def build_server(
+    settings: Settings | None = None,
+    paths: Paths | None = None,
+    *,
+    backend_factory: BackendFactory | None = None,
+    cwd: Path | None = None,
+) -> MCPServer:
+    paths = paths or Paths.discover()
+    settings = settings or load_settings(paths)
+    ledger = Ledger(paths.ledger_file)
+    dispatcher = Dispatcher(
+        settings=settings, keys=KeyStore(paths.config_dir), ledger=ledger, cwd=cwd
+    )
+    if backend_factory is not None:
+        dispatcher.backend_factory = backend_factory
+    state = AppState(settings=settings, paths=paths, dispatcher=dispatcher)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        try:
+            yield state
+        finally:
+            await dispatcher.aclose()
+            ledger.close()
+
+    server = MCPServer("offload", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan)
+    register_tools(server, state)
+    for template in load_templates().values():
+        server.add_prompt(_prompt(template))
+    return server
+
+
+def _prompt(template: Template) -> Prompt:
+    """Each packet template is also an MCP prompt, so users can see what backends are sent."""
+    return Prompt(
+        name=template.name,
+        description=template.description,
+        arguments=[PromptArgument(name=name, required=True) for name in template.variables],
+        fn=functools.partial(_render, template),
+    )
+
+
+def _render(template: Template, **values: str) -> str:
+    return template.render(**values)

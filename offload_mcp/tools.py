@@ -1,0 +1,116 @@
+"""The MCP tools: thin. Validate, build a packet, await dispatch, shape a compact result.
+
+Every tool definition costs Claude context on every turn, so descriptions are short and prose
+results use `structured_output=False` (Claude Code would otherwise show the model a JSON wrapper).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from offload_mcp import status as status_report
+from offload_mcp.contract import make_contract
+from offload_mcp.errors import OffloadError
+from offload_mcp.packets import Packet, Result
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from offload_mcp.server import AppState
+
+log = logging.getLogger(__name__)
+
+OFFLOAD_DESCRIPTION = (
+    "Send a self-contained one-shot task to a cheaper model (free tiers first). "
+    "Inputs by file path or text; `labels` or a JSON `schema` make the answer checked. "
+    "Not for work that needs this conversation's context."
+)
+
+
+def register_tools(server: MCPServer, state: AppState) -> None:
+    limits = state.settings.limits
+
+    @server.tool(
+        description=OFFLOAD_DESCRIPTION,
+        structured_output=False,
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    async def offload(
+        task: Annotated[str, Field(min_length=1, max_length=20_000, description="What to do.")],
+        ctx: Context,
+        text: Annotated[str, Field(max_length=1_000_000, description="Input text.")] = "",
+        files: Annotated[list[str], Field(description="Paths of input files.")] = [],  # noqa: B006
+        labels: Annotated[list[str], Field(description="Answer must be one of these.")] = [],  # noqa: B006
+        schema: Annotated[dict[str, Any], Field(description="JSON Schema of the answer.")] = {},  # noqa: B006
+        provider: Annotated[str, Field(description="Force one provider.")] = "",
+        max_output_tokens: Annotated[int, Field(ge=1, le=65_536)] = 0,
+        timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0,
+    ) -> str:
+        steps = itertools.count(1)
+
+        async def progress(message: str) -> None:
+            await ctx.report_progress(next(steps), None, message)
+
+        with _tool_errors("offload"):
+            if not task.strip():
+                raise ToolError("task: must not be blank.")
+            packet = Packet(
+                tool="offload",
+                task=task,
+                text=text,
+                files=tuple(files),
+                contract=make_contract(labels or None, schema or None),
+                max_output_tokens=max_output_tokens or limits.max_output_tokens,
+                timeout_s=timeout_s or limits.timeout_s,
+                provider=provider or None,
+            )
+            result = await state.dispatcher.run(packet, progress)
+        return f"{result.text}\n\n{footer(result)}"
+
+    @server.tool(
+        description="Which offload providers are usable, why not, and today's calls, tokens, cost.",
+        structured_output=False,
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    async def status() -> str:
+        with _tool_errors("status"):
+            report = await status_report.collect(state.dispatcher)
+        return status_report.short_text(report)
+
+
+def footer(result: Result) -> str:
+    """One short line: who answered and what it cost."""
+    usage = result.usage
+    retry = ", after 1 retry" if result.attempts > 1 else ""
+    cost = f"${result.cost_usd:.4f}" if result.cost_usd else "$0"
+    return (
+        f"[offload: {result.provider} ({result.model}), "
+        f"{usage.input_tokens}->{usage.output_tokens} tokens, {cost}, "
+        f"{result.latency_ms / 1000:.1f} s{retry}]"
+    )
+
+
+@contextmanager
+def _tool_errors(tool: str) -> Iterator[None]:
+    """Turn our errors into `ToolError`s (the only text the model sees) and log surprises."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except OffloadError as exc:
+        raise ToolError(str(exc)) from None
+    except Exception as exc:
+        log.exception("%s failed unexpectedly", tool)
+        raise ToolError(
+            f"internal error in {tool} ({type(exc).__name__}); "
+            "details are in the offload-mcp log file."
+        ) from None

@@ -1,0 +1,91 @@
+"""Shared fixtures: an isolated home, an in-memory keyring, and no network but loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from offload_mcp.config import Paths
+
+
+class MemoryKeyring(KeyringBackend):
+    """A dict-backed keyring; keyring ships no test backend (jaraco/keyring#631)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.store:
+            from keyring.errors import PasswordDeleteError
+
+            raise PasswordDeleteError(username)
+        del self.store[(service, username)]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own OFFLOAD_MCP_HOME and no provider keys from the real env."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("OFFLOAD_MCP_HOME", str(home))
+    for var in (
+        "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "GEMINI_API_KEY",
+        "MISTRAL_API_KEY", "NVIDIA_API_KEY", "CLOUDFLARE_API_TOKEN", "HF_TOKEN",
+        "LITELLM_API_KEY", "OFFLOAD_MCP_TOKEN",
+    ):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def paths(home: Path) -> Paths:
+    return Paths(config_dir=home, data_dir=home)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the internet: any non-loopback connect fails loudly."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise OSError(f"test tried to reach {host}: only loopback is allowed")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
