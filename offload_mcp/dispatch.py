@@ -21,7 +21,7 @@ import anyio
 
 from offload_mcp import contract
 from offload_mcp.backends import Backend, Health, create_backend
-from offload_mcp.config import ProviderConfig, Settings, missing_env_refs
+from offload_mcp.config import Paths, ProviderConfig, Settings, missing_env_refs
 from offload_mcp.errors import (
     InvalidOutput,
     InvalidRequest,
@@ -32,7 +32,7 @@ from offload_mcp.errors import (
     ProviderTimeout,
 )
 from offload_mcp.inputs import read_inputs
-from offload_mcp.keys import FoundKey
+from offload_mcp.keys import FoundKey, KeyStore
 from offload_mcp.ledger import CallRecord, Ledger
 from offload_mcp.packets import (
     Completion,
@@ -67,6 +67,16 @@ class Dispatcher:
     cwd: Path | None = None
     _backends: dict[str, tuple[str | None, Backend]] = field(default_factory=dict)
     _health: dict[str, tuple[float, Health]] = field(default_factory=dict)
+
+    @classmethod
+    def for_paths(cls, settings: Settings, paths: Paths, cwd: Path | None = None) -> Dispatcher:
+        """The production wiring: keys from the OS keyring/file/env, the ledger in the data dir."""
+        return cls(
+            settings=settings,
+            keys=KeyStore(paths.config_dir),
+            ledger=Ledger(paths.ledger_file),
+            cwd=cwd,
+        )
 
     async def run(self, packet: Packet, progress: Progress | None = None) -> Result:
         files = await anyio.to_thread.run_sync(
@@ -196,6 +206,8 @@ class Dispatcher:
         for _, backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
+        if self.ledger is not None:
+            self.ledger.close()
 
 
 @dataclass

@@ -17,8 +17,6 @@ from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from offload_mcp import __version__
 from offload_mcp.config import Paths, Settings, load_settings
 from offload_mcp.dispatch import BackendFactory, Dispatcher
-from offload_mcp.keys import KeyStore
-from offload_mcp.ledger import Ledger
 from offload_mcp.templates import Template, load_templates
 from offload_mcp.tools import register_tools
 
@@ -49,10 +47,7 @@ def build_server(
 ) -> MCPServer:
     paths = paths or Paths.discover()
     settings = settings or load_settings(paths)
-    ledger = Ledger(paths.ledger_file)
-    dispatcher = Dispatcher(
-        settings=settings, keys=KeyStore(paths.config_dir), ledger=ledger, cwd=cwd
-    )
+    dispatcher = Dispatcher.for_paths(settings, paths, cwd)
     if backend_factory is not None:
         dispatcher.backend_factory = backend_factory
     state = AppState(settings=settings, paths=paths, dispatcher=dispatcher)
@@ -63,7 +58,6 @@ def build_server(
             yield state
         finally:
             await dispatcher.aclose()
-            ledger.close()
 
     server = MCPServer("offload", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan)
     register_tools(server, state)

@@ -1,6 +1,76 @@
-"""placeholder"""
+"""`offload-mcp status`: the same report as the `status` tool, as a table for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+import anyio
 import click
 
-@click.group() 
-def status() -> None:
-    """todo"""
+from offload_mcp.config import Paths, load_settings
+from offload_mcp.errors import ConfigError
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-check", is_flag=True, help="Skip the reachability checks (no network).")
+def status(as_json: bool, no_check: bool) -> None:
+    """Which providers are usable, why not, and today's calls, tokens and cost.
+
+    \b
+    Example usage:
+        offload-mcp status
+        offload-mcp status --json --no-check
+    """
+    from offload_mcp import status as report_module
+    from offload_mcp.dispatch import Dispatcher
+
+    paths = Paths.discover()
+    try:
+        settings = load_settings(paths)
+    except ConfigError as exc:
+        click.echo(f"offload-mcp: {exc}", err=True)
+        sys.exit(2)
+    dispatcher = Dispatcher.for_paths(settings, paths)
+
+    async def gather() -> report_module.StatusReport:
+        try:
+            return await report_module.collect(dispatcher, check_health=not no_check)
+        finally:
+            await dispatcher.aclose()
+
+    report = anyio.run(gather)
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+        return
+    _print_table(report)
+
+
+def _print_table(report: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from offload_mcp.status import StatusReport
+
+    assert isinstance(report, StatusReport)
+    table = Table(title=f"offload-mcp providers (config: {report.config_source})")
+    for column in ("provider", "model", "trust", "chains", "key", "state", "today"):
+        table.add_column(column)
+    for row in report.providers:
+        today = ""
+        if row.today:
+            tokens = row.today.input_tokens + row.today.output_tokens
+            today = f"{row.today.ok}/{row.today.calls} ok, {tokens} tok, ${row.today.usd:.4f}"
+        state = "[red]unavailable[/red]" if row.problem else (row.reachable or "ready")
+        table.add_row(row.name, row.model, row.trust, ",".join(row.chains), row.key, state, today)
+    console = Console()
+    console.print(table)
+    for row in report.providers:
+        if row.problem:
+            console.print(f"[red]•[/red] {row.problem}")
+    if report.ledger_problem:
+        console.print(f"[red]{report.ledger_problem}[/red]")
+    if report.hidden:
+        console.print(f"{report.hidden} more presets: offload-mcp config presets")
