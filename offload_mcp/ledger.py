@@ -14,8 +14,6 @@ from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from offload_mcp.migrations import migrate
-
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -56,6 +54,8 @@ class Ledger:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             from sqlite_utils import Database
+
+            from offload_mcp.migrations import migrate  # sqlite-utils: only when first used
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
