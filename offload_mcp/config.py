@@ -143,12 +143,22 @@ class Limits(_Strict):
     max_input_bytes: int = Field(1024 * 1024, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     max_output_tokens: int = Field(2048, gt=0)
+    #: how long a packet may wait for a capped or cooling provider to reset (0: fail at once)
+    wait_s: float = Field(0.0, ge=0, le=86_400)
+
+
+class CacheConfig(_Strict):
+    """Identical packets to the same provider and model are answered from the ledger."""
+
+    enabled: bool = True
+    ttl_s: float = Field(86_400.0, gt=0)
 
 
 class Settings(_Strict):
     providers: dict[str, ProviderConfig]
     chains: dict[str, list[str]]
     limits: Limits = Limits()
+    cache: CacheConfig = CacheConfig()
     source: str = "built-in defaults"
 
     def chain(self, tool: str) -> list[ProviderConfig]:
@@ -231,7 +241,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             raise ValueError(f"providers.{name} must be a table")
         raw_providers[name] = _merge_preset(name, entry, presets)
     chains = {**DEFAULT_CHAINS, **user.get("chains", {})}
-    unknown = user.keys() - {"providers", "chains", "limits"}
+    unknown = user.keys() - {"providers", "chains", "limits", "cache"}
     if unknown:
         raise ValueError(f"unknown section(s): {', '.join(sorted(unknown))}")
     settings = Settings.model_validate(
@@ -239,6 +249,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             "providers": {name: _provider(name, raw) for name, raw in raw_providers.items()},
             "chains": chains,
             "limits": user.get("limits", {}),
+            "cache": user.get("cache", {}),
             "source": source,
         }
     )

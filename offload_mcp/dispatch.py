@@ -1,25 +1,29 @@
-"""The one path every packet takes: inputs, candidates, gates, backend, validation, ledger.
+"""The one path every packet takes: inputs, candidates, cache, quota, backend, validation, ledger.
 
-No tool talks to a backend directly. A provider that is unavailable, refuses, fails or keeps
-answering outside the contract is skipped and the next one in the tool's chain is tried; when
-none is left, `NoProviderLeft` says, per provider, what happened and what to do.
+No tool talks to a backend directly. A provider that is unavailable, capped, cooling down,
+refusing, failing or answering outside the contract is skipped and the next one in the tool's
+chain is tried. When none is left, the packet waits for the earliest reset if it may
+(`wait_s`), else `NoProviderLeft` says, per provider, what happened and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from offload_mcp import contract
+from offload_mcp import contract, quota
 from offload_mcp.backends import Backend, Health, create_backend
 from offload_mcp.config import Paths, ProviderConfig, Settings, missing_env_refs
 from offload_mcp.errors import (
@@ -33,7 +37,7 @@ from offload_mcp.errors import (
 )
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
-from offload_mcp.ledger import CallRecord, Ledger
+from offload_mcp.ledger import CallRecord, Ledger, Refusal
 from offload_mcp.packets import (
     Completion,
     CompletionRequest,
@@ -41,28 +45,41 @@ from offload_mcp.packets import (
     Message,
     Packet,
     Result,
+    Usage,
 )
 from offload_mcp.templates import get_template
+from offload_mcp.windows import describe_wait
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
 BackendFactory = Callable[[ProviderConfig, str | None], Backend]
+T = TypeVar("T")
 
 #: seconds on top of a request's own timeout before dispatch gives up on a backend itself
 TIMEOUT_GRACE_S = 5.0
 HEALTH_TTL_S = 60.0
+#: how often a waiting packet tells Claude Code it is still alive (resets its idle timeout)
+WAIT_PROGRESS_S = 15.0
 
 
 class KeyLookup(Protocol):
     def find(self, name: str, env_var: str | None = None) -> FoundKey | None: ...
 
 
+class _Refused(Exception):
+    """The ledger refused a reservation: capped or cooling down."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
 @dataclass
 class Dispatcher:
     settings: Settings
     keys: KeyLookup
-    ledger: Ledger | None = None
+    ledger: Ledger
     backend_factory: BackendFactory = create_backend
     cwd: Path | None = None
     _backends: dict[str, tuple[str | None, Backend]] = field(default_factory=dict)
@@ -78,30 +95,72 @@ class Dispatcher:
             cwd=cwd,
         )
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.ledger.clock
+
     async def run(self, packet: Packet, progress: Progress | None = None) -> Result:
         files = await anyio.to_thread.run_sync(
             read_inputs, packet.files, self.settings.limits, self.cwd
         )
         messages = render_messages(packet, files)
         digest = packet_hash(packet, files)
-        reasons: list[str] = []
+        candidates = self.candidates(packet)
+        deadline = self.clock() + packet.wait_s
+        while True:
+            reasons: list[str] = []
+            refusals: list[Refusal] = []
+            result = await self._try_chain(
+                candidates, packet, messages, digest, progress, reasons, refusals
+            )
+            if result is not None:
+                return result
+            resets = [r.retry_at for r in refusals if r.retry_at is not None]
+            if not resets or min(resets) > deadline:
+                raise NoProviderLeft(packet.tool, reasons)
+            await self._wait_until(min(resets), progress)
+
+    async def _try_chain(
+        self,
+        candidates: Sequence[ProviderConfig],
+        packet: Packet,
+        messages: tuple[Message, ...],
+        digest: str,
+        progress: Progress | None,
+        reasons: list[str],
+        refusals: list[Refusal],
+    ) -> Result | None:
         failovers = 0
-        for provider in self.candidates(packet):
+        for provider in candidates:
             key, unavailable = await self.availability(provider)
             if unavailable:
                 reasons.append(unavailable)
                 continue
+            if packet.cache and self.settings.cache.enabled:
+                hit = await self._from_cache(provider, packet, digest)
+                if hit is not None:
+                    return hit
             # Hook point: the privacy gate screens `messages` for this provider's trust level.
-            # Hook point: the quota ledger reserves this packet's estimate against the caps.
             if progress is not None:
                 await progress(f"sending to {provider.name}")
             try:
                 return await self._attempt(provider, key, packet, messages, digest, failovers)
+            except _Refused as refused:
+                reasons.append(quota.describe(refused.refusal, self.clock()))
+                refusals.append(refused.refusal)
             except ProviderError as exc:
                 log.info("provider %s failed: %s", provider.name, exc.kind)
                 reasons.append(str(exc))
                 failovers += 1
-        raise NoProviderLeft(packet.tool, reasons)
+        return None
+
+    async def _wait_until(self, when: float, progress: Progress | None) -> None:
+        while (left := when - self.clock()) > 0:
+            if progress is not None:
+                await progress(
+                    f"every provider is capped or cooling; waiting {describe_wait(left)}"
+                )
+            await anyio.sleep(min(left, WAIT_PROGRESS_S))
 
     def candidates(self, packet: Packet) -> list[ProviderConfig]:
         if packet.provider is None:
@@ -149,35 +208,91 @@ class Dispatcher:
             timeout_s=provider.timeout_s or packet.timeout_s,
             json_schema=contract.request_schema(packet.contract),
         )
-        record = _Recorder(self, packet.tool, provider, digest, failovers)
+        total_cost = 0.0
         for retry in (0, 1):
-            started = time.monotonic()
-            completion = await record.call(backend, request, retry)
-            latency_ms = (time.monotonic() - started) * 1000
+            call = _Call(self, provider, packet.tool, digest, retry, failovers)
+            completion = await call.run(backend, request)
             cost = _cost(provider, completion)
+            total_cost += cost
             try:
                 checked = contract.check(packet.contract, completion.text)
             except ValueError as why:
-                await record.done(completion, cost, latency_ms, retry, "invalid_output")
+                await call.settle(completion, cost, "invalid_output")
                 if retry == 0:
                     request = _retry_request(request, completion.text, str(why))
                     continue
                 raise InvalidOutput(
                     provider.name, f"the answer failed the output contract twice ({why})."
                 ) from None
-            await record.done(completion, cost, latency_ms, retry, "ok")
+            await call.settle(completion, cost, "ok")
+            if packet.cache and self.settings.cache.enabled:
+                await self.ledger_call(
+                    self.ledger.cache_put,
+                    _cache_key(digest, provider),
+                    provider.name,
+                    provider.model,
+                    completion.text,
+                    self.settings.cache.ttl_s,
+                )
             return Result(
                 text=checked.text,
                 data=checked.data,
                 provider=provider.name,
                 model=completion.model,
                 usage=completion.usage,
-                cost_usd=record.total_cost,
-                latency_ms=latency_ms,
+                cost_usd=total_cost,
+                latency_ms=call.latency_ms,
                 attempts=retry + 1,
-                skipped=(),
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _from_cache(
+        self, provider: ProviderConfig, packet: Packet, digest: str
+    ) -> Result | None:
+        started = time.monotonic()
+        answer = await self.ledger_call(self.ledger.cache_get, _cache_key(digest, provider))
+        if answer is None:
+            return None
+        try:
+            checked = contract.check(packet.contract, answer)
+        except ValueError:
+            return None  # stored under an older contract rule: ask the provider again
+        latency_ms = (time.monotonic() - started) * 1000
+        await self.ledger_call(
+            self.ledger.record,
+            CallRecord(
+                ts=self.clock(),
+                tool=packet.tool,
+                provider=provider.name,
+                model=provider.model,
+                outcome="ok",
+                latency_ms=latency_ms,
+                packet_hash=digest,
+                cache_hit=1,
+            ),
+        )
+        return Result(
+            text=checked.text,
+            data=checked.data,
+            provider=provider.name,
+            model=provider.model,
+            usage=Usage(),
+            cost_usd=0.0,
+            latency_ms=latency_ms,
+            attempts=0,
+            cached=True,
+        )
+
+    async def ledger_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a ledger operation off the event loop; a broken ledger becomes a clear error."""
+        try:
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        except sqlite3.Error as exc:
+            log.error("ledger operation failed: %s", exc)
+            raise OffloadError(
+                f"the ledger at {self.ledger.path} is unusable ({exc}).",
+                hint="Check the disk, or move OFFLOAD_MCP_HOME elsewhere.",
+            ) from None
 
     async def health(self, provider: ProviderConfig, key: str | None) -> Health:
         """Reachability for `status`, cached so status stays cheap to call often."""
@@ -192,89 +307,106 @@ class Dispatcher:
         self._health[provider.name] = (time.monotonic(), health)
         return health
 
-    async def record(self, call: CallRecord) -> None:
-        if self.ledger is None:
-            return
-        try:
-            await anyio.to_thread.run_sync(self.ledger.record, call)
-        except (OffloadError, OSError) as exc:
-            log.error("ledger write failed: %s", exc)
-        except Exception as exc:  # sqlite3.Error and friends: never lose the answer over it
-            log.error("ledger write failed: %s: %s", type(exc).__name__, exc)
-
     async def aclose(self) -> None:
         for _, backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
-        if self.ledger is not None:
-            self.ledger.close()
+        self.ledger.close()
 
 
 @dataclass
-class _Recorder:
-    """Calls the backend once and writes one ledger row per attempt, however it ends."""
+class _Call:
+    """One request to one provider: reserve its quota, call, and settle however it ends."""
 
     dispatcher: Dispatcher
-    tool: str
     provider: ProviderConfig
+    tool: str
     digest: str
+    retry: int
     failovers: int
-    total_cost: float = 0.0
+    reservation: int = 0
+    latency_ms: float = 0.0
 
-    async def call(self, backend: Backend, request: CompletionRequest, retry: int) -> Completion:
+    async def run(self, backend: Backend, request: CompletionRequest) -> Completion:
+        d, provider = self.dispatcher, self.provider
+        est_input, est_output, est_usd = quota.estimate(
+            provider, request.messages, request.max_output_tokens
+        )
+        reserved = await d.ledger_call(
+            d.ledger.reserve,
+            provider=provider.name,
+            tool=self.tool,
+            model=provider.model,
+            windows=quota.cap_windows(provider, d.clock()),
+            est_input=est_input,
+            est_output=est_output,
+            est_usd=est_usd,
+            ttl_s=request.timeout_s + 2 * TIMEOUT_GRACE_S,
+            packet_hash=self.digest,
+            retries=self.retry,
+            failovers=self.failovers,
+        )
+        if isinstance(reserved, Refusal):
+            raise _Refused(reserved)
+        self.reservation = reserved
         started = time.monotonic()
         outcome = "cancelled"
         try:
             with anyio.fail_after(request.timeout_s + TIMEOUT_GRACE_S):
                 completion = await backend.complete(request)
             outcome = "ok"
-            return completion
         except TimeoutError:
             outcome = ProviderTimeout.kind
-            raise ProviderTimeout(
-                self.provider.name, f"no answer within {request.timeout_s:g} s."
-            ) from None
+            error: ProviderError = ProviderTimeout(
+                provider.name, f"no answer within {request.timeout_s:g} s."
+            )
+            await self._cool_down(error)
+            raise error from None
         except ProviderError as exc:
             outcome = exc.kind
+            await self._cool_down(exc)
             raise
         finally:
+            self.latency_ms = (time.monotonic() - started) * 1000
             if outcome != "ok":
-                latency_ms = (time.monotonic() - started) * 1000
                 with anyio.CancelScope(shield=True):
-                    await self._write(outcome, None, 0.0, latency_ms, retry)
+                    await self._settle(outcome, None, 0.0)
+        if completion.exhausted_for_s:
+            until = d.clock() + completion.exhausted_for_s
+            await d.ledger_call(d.ledger.set_cooldown, provider.name, until, "window used up")
+        return completion
 
-    async def done(
-        self, completion: Completion, cost: float, latency_ms: float, retry: int, outcome: str
-    ) -> None:
-        self.total_cost += cost
-        await self._write(outcome, completion, cost, latency_ms, retry)
+    async def settle(self, completion: Completion, cost: float, outcome: str) -> None:
+        await self._settle(outcome, completion, cost)
 
-    async def _write(
-        self,
-        outcome: str,
-        completion: Completion | None,
-        cost: float,
-        latency_ms: float,
-        retry: int,
-    ) -> None:
-        usage = completion.usage if completion else None
-        await self.dispatcher.record(
-            CallRecord(
-                ts=time.time(),
-                tool=self.tool,
-                provider=self.provider.name,
-                model=completion.model if completion else self.provider.model,
+    async def _settle(self, outcome: str, completion: Completion | None, cost: float) -> None:
+        usage = completion.usage if completion else Usage()
+        # A failed write is logged; the reservation then expires by itself, and the answer
+        # must not be lost over bookkeeping.
+        with contextlib.suppress(OffloadError):
+            await self.dispatcher.ledger_call(
+                self.dispatcher.ledger.settle,
+                self.reservation,
                 outcome=outcome,
-                input_tokens=usage.input_tokens if usage else 0,
-                cached_tokens=usage.cached_input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
+                model=completion.model if completion else self.provider.model,
+                input_tokens=usage.input_tokens,
+                cached_tokens=usage.cached_input_tokens,
+                output_tokens=usage.output_tokens,
                 usd=cost,
-                latency_ms=latency_ms,
-                retries=retry,
-                failovers=self.failovers,
-                packet_hash=self.digest,
+                latency_ms=self.latency_ms,
             )
-        )
+
+    async def _cool_down(self, error: ProviderError) -> None:
+        cooldown = quota.cooldown_for(error, self.dispatcher.clock())
+        if cooldown is not None:
+            with anyio.CancelScope(shield=True):
+                await self.dispatcher.ledger_call(
+                    self.dispatcher.ledger.set_cooldown, self.provider.name, *cooldown
+                )
+
+
+def _cache_key(digest: str, provider: ProviderConfig) -> str:
+    return hashlib.sha256(f"{digest}\0{provider.name}\0{provider.model}".encode()).hexdigest()
 
 
 def _cost(provider: ProviderConfig, completion: Completion) -> float:
@@ -290,11 +422,7 @@ def _retry_request(request: CompletionRequest, answer: str, why: str) -> Complet
     )
     return replace(
         request,
-        messages=(
-            *request.messages,
-            Message("assistant", answer),
-            Message("user", correction),
-        ),
+        messages=(*request.messages, Message("assistant", answer), Message("user", correction)),
     )
 
 
@@ -328,6 +456,7 @@ def packet_hash(packet: Packet, files: Sequence[InputFile]) -> str:
         "files": [[f.path, hashlib.sha256(f.text.encode()).hexdigest()] for f in files],
         "contract": [packet.contract.kind, list(packet.contract.labels), packet.contract.schema],
         "template": packet.template,
+        "max_output_tokens": packet.max_output_tokens,
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]

@@ -1,24 +1,36 @@
 """The ledger: one SQLite file shared by every offload-mcp process on the machine.
 
-One row of `calls` is one attempt at one provider: what it cost, how long it took, and how it
-ended. Rows never hold packet content, answers or key values; only a hash of the packet.
-This is the only module (with migrations.py) that speaks SQL.
+One row of `calls` is one request to one provider. It is written when the request's quota is
+reserved (holding the estimate) and updated when it settles (holding what really happened), so
+concurrent processes always count each other's in-flight requests. Admission runs inside
+`BEGIN IMMEDIATE`, which serialises writers across processes: N processes can never admit more
+than a cap between them. Rows never hold packet content, answers or key values.
+
+This module and migrations.py are the only code that speaks SQL.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
-from datetime import datetime, time
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
-BUSY_TIMEOUT_MS = 10_000
+from offload_mcp.config import CapLimit, Window
+
+BUSY_TIMEOUT_MS = 30_000
+#: outcomes where the provider did not serve the request, so it does not count against caps
+NOT_SERVED = frozenset({"down", "rate_limited", "auth", "forbidden", "cooling"})
 
 
 @dataclass(frozen=True)
 class CallRecord:
+    """A finished row written in one go (cache hits, and anything that needs no reservation)."""
+
     ts: float
     tool: str
     provider: str
@@ -32,6 +44,37 @@ class CallRecord:
     retries: int = 0
     failovers: int = 0
     packet_hash: str = ""
+    cache_hit: int = 0
+    privacy: str = ""
+
+
+@dataclass(frozen=True)
+class CapWindow:
+    """One capped window of one provider, resolved to unix times for `now`."""
+
+    window: Window
+    start: float
+    reset: float | None  # None: rolling, frees up as old use ages out
+    limit: CapLimit
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    window: Window
+    requests: int
+    tokens: int
+    usd: float
+    limit: CapLimit
+    reset: float | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a provider cannot take a request now, and when it can (unix time), if known."""
+
+    provider: str
+    reason: str
+    retry_at: float | None
 
 
 @dataclass(frozen=True)
@@ -41,13 +84,15 @@ class ProviderTotals:
     input_tokens: int
     output_tokens: int
     usd: float
+    cache_hits: int = 0
 
 
 class Ledger:
     """Thread-safe; opens (and migrates) the database on first use, not at server start."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -59,17 +104,114 @@ class Ledger:
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
-            )  # fmt: skip
+            )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a killed process; only power loss can drop the
-            # last commits, and an fsync per call would cost more than the call's overhead goal.
+            # last commits, and an fsync per call would cost more than the call itself here.
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(Database(conn))
             self._conn = conn
         return self._conn
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database lock up front (waits, never fails fast)."""
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def reserve(
+        self,
+        *,
+        provider: str,
+        tool: str,
+        model: str,
+        windows: Sequence[CapWindow],
+        est_input: int,
+        est_output: int,
+        est_usd: float,
+        ttl_s: float,
+        packet_hash: str = "",
+        retries: int = 0,
+        failovers: int = 0,
+    ) -> int | Refusal:
+        """Admit one request against every cap and cool-down, or say why not; atomic."""
+        with self._immediate() as db:
+            now = self.clock()
+            refusal = self._cooling(db, provider, now) or self._over_cap(
+                db, provider, windows, now, est_input + est_output, est_usd
+            )
+            if refusal is not None:
+                return refusal
+            cursor = db.execute(
+                """
+                INSERT INTO calls (ts, tool, provider, model, outcome, input_tokens,
+                    output_tokens, usd, retries, failovers, packet_hash, status, expires_at)
+                VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, 'reserved', ?)
+                """,
+                [
+                    now,
+                    tool,
+                    provider,
+                    model,
+                    est_input,
+                    est_output,
+                    est_usd,
+                    retries,
+                    failovers,
+                    packet_hash,
+                    now + ttl_s,
+                ],
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def settle(
+        self,
+        reservation: int,
+        *,
+        outcome: str,
+        model: str,
+        input_tokens: int = 0,
+        cached_tokens: int = 0,
+        output_tokens: int = 0,
+        usd: float = 0.0,
+        latency_ms: float = 0.0,
+        privacy: str = "",
+    ) -> None:
+        """Replace the estimate with what happened; a failed request keeps no tokens."""
+        with self._lock:
+            self._db().execute(
+                """
+                UPDATE calls SET status = 'settled', expires_at = NULL, outcome = ?, model = ?,
+                    input_tokens = ?, cached_tokens = ?, output_tokens = ?, usd = ?,
+                    latency_ms = ?, counted = ?, privacy = ?
+                WHERE id = ?
+                """,
+                [
+                    outcome,
+                    model,
+                    input_tokens,
+                    cached_tokens,
+                    output_tokens,
+                    usd,
+                    latency_ms,
+                    0 if outcome in NOT_SERVED else 1,
+                    privacy,
+                    reservation,
+                ],
+            )
 
     def record(self, call: CallRecord) -> None:
         columns = ", ".join(f.name for f in fields(CallRecord))
@@ -77,16 +219,138 @@ class Ledger:
         with self._lock:
             self._db().execute(f"INSERT INTO calls ({columns}) VALUES ({marks})", astuple(call))
 
+    def _cooling(self, db: sqlite3.Connection, provider: str, now: float) -> Refusal | None:
+        row = db.execute(
+            "SELECT until, reason FROM cooldowns WHERE provider = ? AND until > ?", [provider, now]
+        ).fetchone()
+        return Refusal(provider, f"cooling down: {row[1]}", row[0]) if row else None
+
+    def _over_cap(
+        self,
+        db: sqlite3.Connection,
+        provider: str,
+        windows: Sequence[CapWindow],
+        now: float,
+        est_tokens: int,
+        est_usd: float,
+    ) -> Refusal | None:
+        for use in self._use(db, provider, windows, now):
+            limit = use.limit
+            for what, used, extra, cap in (
+                ("requests", use.requests, 1, limit.requests),
+                ("tokens", use.tokens, est_tokens, limit.tokens),
+                ("USD", use.usd, est_usd, limit.usd),
+            ):
+                if cap is not None and used + extra > cap:
+                    reset = use.reset or self._rolling_reset(db, provider, use.window, windows)
+                    shown = f"${used:.4f}/${cap:.2f}" if what == "USD" else f"{used}/{cap}"
+                    return Refusal(provider, f"{use.window} cap reached: {shown} {what}", reset)
+        return None
+
+    def _use(
+        self, db: sqlite3.Connection, provider: str, windows: Sequence[CapWindow], now: float
+    ) -> list[WindowUse]:
+        if not windows:
+            return []
+        # One scan from the earliest window start, summing each window with CASE.
+        parts = []
+        params: list[Any] = []
+        for w in windows:
+            parts.append(
+                "SUM(CASE WHEN ts >= ? THEN counted ELSE 0 END), "
+                "SUM(CASE WHEN ts >= ? THEN input_tokens + output_tokens ELSE 0 END), "
+                "SUM(CASE WHEN ts >= ? THEN usd ELSE 0 END)"
+            )
+            params += [w.start, w.start, w.start]
+        row = db.execute(
+            f"""
+            SELECT {", ".join(parts)} FROM calls
+            WHERE provider = ? AND ts >= ? AND cache_hit = 0
+              AND (status = 'settled' OR expires_at > ?)
+            """,
+            [*params, provider, min(w.start for w in windows), now],
+        ).fetchone()
+        return [
+            WindowUse(
+                w.window,
+                int(row[3 * i] or 0),
+                int(row[3 * i + 1] or 0),
+                float(row[3 * i + 2] or 0.0),
+                w.limit,
+                w.reset,
+            )
+            for i, w in enumerate(windows)
+        ]
+
+    def _rolling_reset(
+        self, db: sqlite3.Connection, provider: str, window: Window, windows: Sequence[CapWindow]
+    ) -> float | None:
+        start = next(w.start for w in windows if w.window == window)
+        oldest = db.execute(
+            "SELECT MIN(ts) FROM calls WHERE provider = ? AND ts >= ? AND cache_hit = 0",
+            [provider, start],
+        ).fetchone()[0]
+        return None if oldest is None else oldest + (self.clock() - start)
+
+    def window_use(self, provider: str, windows: Sequence[CapWindow]) -> list[WindowUse]:
+        with self._lock:
+            return self._use(self._db(), provider, windows, self.clock())
+
+    def set_cooldown(self, provider: str, until: float, reason: str) -> None:
+        """Skip this provider until `until` in every process; a later deadline wins."""
+        with self._lock:
+            self._db().execute(
+                """
+                INSERT INTO cooldowns (provider, until, reason, set_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (provider) DO UPDATE SET until = excluded.until,
+                    reason = excluded.reason, set_at = excluded.set_at
+                WHERE excluded.until > cooldowns.until
+                """,
+                [provider, until, reason, self.clock()],
+            )
+
+    def cooldowns(self) -> dict[str, tuple[float, str]]:
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT provider, until, reason FROM cooldowns WHERE until > ?", [self.clock()]
+                )
+                .fetchall()
+            )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def cache_get(self, key: str) -> str | None:
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT answer FROM cache WHERE key = ? AND expires > ?", [key, self.clock()]
+                )
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
+
+    def cache_put(self, key: str, provider: str, model: str, answer: str, ttl_s: float) -> None:
+        with self._lock:
+            now = self.clock()
+            db = self._db()
+            db.execute("DELETE FROM cache WHERE expires <= ?", [now])
+            db.execute(
+                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
+                [key, provider, model, answer, now, now + ttl_s],
+            )
+
     def totals_since(self, since_ts: float) -> dict[str, ProviderTotals]:
-        """Per provider: attempts, successes, tokens and USD since a unix time."""
+        """Per provider: settled requests, successes, tokens, USD and cache hits since then."""
         with self._lock:
             rows = (
                 self._db()
                 .execute(
                     """
-                SELECT provider, COUNT(*), SUM(outcome = 'ok'), SUM(input_tokens),
-                       SUM(output_tokens), SUM(usd)
-                FROM calls WHERE ts >= ? GROUP BY provider
+                SELECT provider, SUM(cache_hit = 0), SUM(outcome = 'ok' AND cache_hit = 0),
+                       SUM(input_tokens), SUM(output_tokens), SUM(usd), SUM(cache_hit)
+                FROM calls WHERE ts >= ? AND status = 'settled' GROUP BY provider
                 """,
                     [since_ts],
                 )
@@ -94,14 +358,33 @@ class Ledger:
             )
         return {row[0]: ProviderTotals(*row[1:]) for row in rows}
 
+    def usage(self, since_ts: float, group_by: Sequence[str]) -> list[dict[str, Any]]:
+        """Settled use grouped by any of day (local), provider, tool, model; for `usage`."""
+        columns = {
+            "day": "date(ts, 'unixepoch', 'localtime')",
+            "provider": "provider",
+            "tool": "tool",
+            "model": "model",
+        }
+        keys = [columns[name] for name in group_by]
+        select = ", ".join(f"{expr} AS {name}" for name, expr in zip(group_by, keys, strict=True))
+        with self._lock:
+            cursor = self._db().execute(
+                f"""
+                SELECT {select}, COUNT(*) AS calls, SUM(outcome = 'ok') AS ok,
+                    SUM(cache_hit) AS cache_hits, SUM(input_tokens) AS input_tokens,
+                    SUM(cached_tokens) AS cached_tokens, SUM(output_tokens) AS output_tokens,
+                    ROUND(SUM(usd), 6) AS usd
+                FROM calls WHERE ts >= ? AND status = 'settled'
+                GROUP BY {", ".join(keys)} ORDER BY {", ".join(keys)}
+                """,
+                [since_ts],
+            )
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def start_of_day(now: datetime, tz: str = "UTC") -> float:
-    """Unix time of the most recent midnight in `tz` (the day providers count in)."""
-    local = now.astimezone(ZoneInfo(tz))
-    return datetime.combine(local.date(), time(0), tzinfo=local.tzinfo).timestamp()

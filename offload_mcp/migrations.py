@@ -31,7 +31,7 @@ def m001_calls(db: Database) -> None:
         """
         CREATE TABLE calls (
             id INTEGER PRIMARY KEY,
-            ts REAL NOT NULL,               -- unix time the call finished
+            ts REAL NOT NULL,               -- unix time the call started
             tool TEXT NOT NULL,
             provider TEXT NOT NULL,
             model TEXT NOT NULL,
@@ -48,6 +48,42 @@ def m001_calls(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX calls_provider_ts ON calls (provider, ts)")
+
+
+@migration
+def m002_reservations_cooldowns_cache(db: Database) -> None:
+    # A call row is written when its quota is reserved and updated when it settles, so that
+    # concurrent processes see each other's in-flight calls. While reserved, the token and USD
+    # columns hold the estimate; `expires_at` lets a dead process's reservation lapse.
+    db.execute("ALTER TABLE calls ADD COLUMN status TEXT NOT NULL DEFAULT 'settled'")
+    db.execute("ALTER TABLE calls ADD COLUMN expires_at REAL")
+    db.execute("ALTER TABLE calls ADD COLUMN counted INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE calls ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE calls ADD COLUMN privacy TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE calls ADD COLUMN content TEXT")
+    db.execute(
+        """
+        CREATE TABLE cooldowns (
+            provider TEXT PRIMARY KEY,
+            until REAL NOT NULL,
+            reason TEXT NOT NULL,
+            set_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE cache (
+            key TEXT PRIMARY KEY,           -- hash of packet + provider + model, never content
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            answer TEXT NOT NULL,           -- as the provider returned it (after redaction)
+            created REAL NOT NULL,
+            expires REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX cache_expires ON cache (expires)")
 
 
 def migrate(db: Database) -> None:

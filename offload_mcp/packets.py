@@ -38,6 +38,10 @@ class Packet:
     timeout_s: float = 120.0
     provider: str | None = None
     template: str = "offload"
+    #: answer an identical earlier packet from the cache
+    cache: bool = True
+    #: seconds to wait for a capped or cooling provider's reset before giving up
+    wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Completion:
     model: str
     #: USD as reported by the provider itself (OpenRouter does), else None
     reported_cost_usd: float | None = None
+    #: seconds until the provider accepts requests again, when its rate-limit headers say
+    #: this answer used up a window (remaining = 0)
+    exhausted_for_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,4 +97,4 @@ class Result:
     cost_usd: float
     latency_ms: float
     attempts: int
-    skipped: tuple[str, ...] = ()
+    cached: bool = False

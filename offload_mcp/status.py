@@ -1,16 +1,23 @@
-"""What `status` reports: per provider, whether it can be used, why not, and today's use."""
+"""What `status` reports: per provider, whether it can be used now, why not, and its use.
+
+Shared by the `status` tool (a few short lines: Claude pays for every token) and the CLI
+(rich tables). Days and months here are the machine's local ones; caps use each provider's
+own reset zone.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import anyio
 
+from offload_mcp import quota
 from offload_mcp.config import ProviderConfig, Settings
 from offload_mcp.dispatch import Dispatcher
-from offload_mcp.ledger import ProviderTotals, start_of_day
+from offload_mcp.ledger import ProviderTotals, WindowUse
+from offload_mcp.windows import describe_reset, describe_wait
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,10 @@ class ProviderStatus:
     problem: str | None
     reachable: str | None
     today: ProviderTotals | None
+    month_usd: float
+    windows: list[WindowUse] = field(default_factory=list)
+    cooling_until: float | None = None
+    cooling_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,13 +43,31 @@ class StatusReport:
     config_source: str
     providers: list[ProviderStatus]
     hidden: int
+    now: float
+    tokens_today: int = 0
+    tokens_month: int = 0
     ledger_problem: str | None = None
 
 
+def _local_midnight(now: float, *, month: bool = False) -> float:
+    local = datetime.fromtimestamp(now).astimezone()
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (start.replace(day=1) if month else start).timestamp()
+
+
 async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> StatusReport:
-    """Providers in a chain, with a key, or used today; health checks run concurrently."""
+    """Providers in a chain, with a key, or used this month; health checks run concurrently."""
     settings = dispatcher.settings
-    today, ledger_problem = await _today(dispatcher)
+    ledger = dispatcher.ledger
+    now = dispatcher.clock()
+    ledger_problem = None
+    try:
+        today = await dispatcher.ledger_call(ledger.totals_since, _local_midnight(now))
+        month = await dispatcher.ledger_call(ledger.totals_since, _local_midnight(now, month=True))
+        cooling = await dispatcher.ledger_call(ledger.cooldowns)
+    except Exception as exc:  # a broken ledger must not break status: report it instead
+        today, month, cooling = {}, {}, {}
+        ledger_problem = f"ledger unusable: {exc}"
     rows: list[ProviderStatus] = []
 
     async def one(provider: ProviderConfig) -> None:
@@ -47,12 +76,17 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
             dispatcher.keys.find, provider.key_name, provider.key_env
         )
         chains = tuple(tool for tool, names in settings.chains.items() if provider.name in names)
-        if not (chains or found or provider.name in today):
+        if not (chains or found or provider.name in month):
             return
+        windows: list[WindowUse] = []
+        if ledger_problem is None and provider.caps:
+            windows = await dispatcher.ledger_call(
+                ledger.window_use, provider.name, quota.cap_windows(provider, now)
+            )
         reachable = None
         if problem is None and check_health:
-            health = await dispatcher.health(provider, key)
-            reachable = health.detail
+            reachable = (await dispatcher.health(provider, key)).detail
+        until, reason = cooling.get(provider.name, (None, ""))
         rows.append(
             ProviderStatus(
                 name=provider.name,
@@ -63,6 +97,10 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
                 problem=problem,
                 reachable=reachable,
                 today=today.get(provider.name),
+                month_usd=month[provider.name].usd if provider.name in month else 0.0,
+                windows=windows,
+                cooling_until=until,
+                cooling_reason=reason,
             )
         )
 
@@ -75,6 +113,9 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
         config_source=settings.source,
         providers=rows,
         hidden=len(settings.providers) - len(rows),
+        now=now,
+        tokens_today=sum(t.input_tokens + t.output_tokens for t in today.values()),
+        tokens_month=sum(t.input_tokens + t.output_tokens for t in month.values()),
         ledger_problem=ledger_problem,
     )
 
@@ -84,23 +125,37 @@ def _chain_position(settings: Settings, name: str, order: list[str]) -> tuple[in
     return (chain.index(name) if name in chain else len(chain), order.index(name))
 
 
-async def _today(dispatcher: Dispatcher) -> tuple[dict[str, ProviderTotals], str | None]:
-    if dispatcher.ledger is None:
-        return {}, None
-    since = start_of_day(datetime.now(UTC))
-    try:
-        return await anyio.to_thread.run_sync(dispatcher.ledger.totals_since, since), None
-    except Exception as exc:  # a broken ledger must not break status: report it instead
-        log.error("ledger read failed: %s", exc)
-        return {}, f"ledger unreadable: {exc}"
-
-
 def _key_text(provider: ProviderConfig, source: str | None) -> str:
     if source == "env":
         return f"env {provider.key_env}"
     if source:
         return source
     return "missing" if provider.needs_key else "not needed"
+
+
+def window_text(use: WindowUse, now: float, *, with_reset: bool) -> str:
+    """'day 3/1000 req, 1200/100000 tok (resets at 00:00 UTC (in 3h12m))'."""
+    parts = []
+    limit = use.limit
+    if limit.requests is not None:
+        parts.append(f"{use.requests}/{limit.requests} req")
+    if limit.tokens is not None:
+        parts.append(f"{use.tokens}/{limit.tokens} tok")
+    if limit.usd is not None:
+        parts.append(f"${use.usd:.2f}/${limit.usd:.2f}")
+    reset = ""
+    if with_reset:
+        reset = f" (resets {describe_reset(use.reset, now)})" if use.reset else " (rolling)"
+    return f"{use.window} {', '.join(parts)}{reset}"
+
+
+def _nearly_full(use: WindowUse) -> bool:
+    pairs = (
+        (use.requests, use.limit.requests),
+        (use.tokens, use.limit.tokens),
+        (use.usd, use.limit.usd),
+    )
+    return any(cap is not None and used >= 0.8 * cap for used, cap in pairs)
 
 
 def short_text(report: StatusReport) -> str:
@@ -114,15 +169,28 @@ def short_text(report: StatusReport) -> str:
         if row.problem:
             lines.append(f"- {head}: unavailable: {row.problem}")
             continue
-        state = row.reachable or "ready"
-        used = ""
+        details = [row.reachable or "ready", f"key {row.key}"]
+        if row.cooling_until:
+            wait = describe_wait(row.cooling_until - report.now)
+            details.append(f"cooling down {wait} ({row.cooling_reason})")
         if row.today:
             tokens = row.today.input_tokens + row.today.output_tokens
-            used = f"; today {row.today.ok}/{row.today.calls} ok, {tokens} tok"
-            used += f", ${row.today.usd:.4f}" if row.today.usd else ""
-        lines.append(f"- {head}: {state}, key {row.key}{used}")
+            today = f"today {row.today.ok}/{row.today.calls} ok, {tokens} tok"
+            today += f", {row.today.cache_hits} cached" if row.today.cache_hits else ""
+            details.append(today)
+        if row.month_usd:
+            details.append(f"month ${row.month_usd:.4f}")
+        details += [
+            window_text(use, report.now, with_reset=_nearly_full(use))
+            for use in row.windows
+            if use.requests or _nearly_full(use)
+        ]
+        lines.append(f"- {head}: {'; '.join(details)}")
     if not any(row.problem is None for row in report.providers):
         lines.append("No provider is usable yet: store a key with 'offload-mcp keys set NAME'.")
+    lines.append(
+        f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
+    )
     if report.hidden:
         lines.append(f"({report.hidden} more presets: 'offload-mcp config presets')")
     return "\n".join(lines)

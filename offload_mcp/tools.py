@@ -54,6 +54,8 @@ def register_tools(server: MCPServer, state: AppState) -> None:
         provider: Annotated[str, Field(description="Force one provider.")] = "",
         max_output_tokens: Annotated[int, Field(ge=1, le=65_536)] = 0,
         timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0,
+        wait_s: Annotated[float, Field(ge=0, le=3600, description="Wait for a reset.")] = 0,
+        cache: Annotated[bool, Field(description="Reuse an identical earlier answer.")] = True,
     ) -> str:
         steps = itertools.count(1)
 
@@ -72,6 +74,8 @@ def register_tools(server: MCPServer, state: AppState) -> None:
                 max_output_tokens=max_output_tokens or limits.max_output_tokens,
                 timeout_s=timeout_s or limits.timeout_s,
                 provider=provider or None,
+                cache=cache,
+                wait_s=wait_s or limits.wait_s,
             )
             result = await state.dispatcher.run(packet, progress)
         return f"{result.text}\n\n{footer(result)}"
@@ -89,6 +93,8 @@ def register_tools(server: MCPServer, state: AppState) -> None:
 
 def footer(result: Result) -> str:
     """One short line: who answered and what it cost."""
+    if result.cached:
+        return f"[offload: {result.provider} ({result.model}), from cache, $0]"
     usage = result.usage
     retry = ", after 1 retry" if result.attempts > 1 else ""
     cost = f"${result.cost_usd:.4f}" if result.cost_usd else "$0"

@@ -45,10 +45,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("OFFLOAD_MCP_HOME", str(home))
     for var in (
-        "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "GEMINI_API_KEY",
-        "MISTRAL_API_KEY", "NVIDIA_API_KEY", "CLOUDFLARE_API_TOKEN", "HF_TOKEN",
-        "LITELLM_API_KEY", "OFFLOAD_MCP_TOKEN",
-    ):  # fmt: skip
+        "OPENROUTER_API_KEY",
+        "GROQ_API_KEY",
+        "CEREBRAS_API_KEY",
+        "GEMINI_API_KEY",
+        "MISTRAL_API_KEY",
+        "NVIDIA_API_KEY",
+        "CLOUDFLARE_API_TOKEN",
+        "HF_TOKEN",
+        "LITELLM_API_KEY",
+        "OFFLOAD_MCP_TOKEN",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import anyio
 import click
 
 from offload_mcp.config import Paths, load_settings
 from offload_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from offload_mcp.status import StatusReport
 
 
 @click.command()
@@ -48,29 +52,46 @@ def status(as_json: bool, no_check: bool) -> None:
     _print_table(report)
 
 
-def _print_table(report: object) -> None:
+def _print_table(report: StatusReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from offload_mcp.status import StatusReport
+    from offload_mcp.status import window_text
+    from offload_mcp.windows import describe_wait
 
-    assert isinstance(report, StatusReport)
     table = Table(title=f"offload-mcp providers (config: {report.config_source})")
-    for column in ("provider", "model", "trust", "chains", "key", "state", "today"):
+    for column in ("provider", "model", "trust", "chains", "key", "state", "today", "month"):
         table.add_column(column)
+    caps = Table(title="caps: used / limit per window (resets in local time)")
+    caps.add_column("provider")
+    caps.add_column("window")
     for row in report.providers:
         today = ""
         if row.today:
             tokens = row.today.input_tokens + row.today.output_tokens
             today = f"{row.today.ok}/{row.today.calls} ok, {tokens} tok, ${row.today.usd:.4f}"
+            today += f", {row.today.cache_hits} cached" if row.today.cache_hits else ""
         state = "[red]unavailable[/red]" if row.problem else (row.reachable or "ready")
-        table.add_row(row.name, row.model, row.trust, ",".join(row.chains), row.key, state, today)
+        if row.cooling_until:
+            wait = describe_wait(row.cooling_until - report.now)
+            state += f"\n[yellow]cooling {wait}[/yellow]: {row.cooling_reason}"
+        table.add_row(
+            row.name, row.model, row.trust, ",".join(row.chains), row.key, state, today,
+            f"${row.month_usd:.4f}",
+        )  # fmt: skip
+        for use in row.windows:
+            caps.add_row(row.name, window_text(use, report.now, with_reset=True))
     console = Console()
     console.print(table)
+    if caps.row_count:
+        console.print(caps)
     for row in report.providers:
         if row.problem:
             console.print(f"[red]•[/red] {row.problem}")
     if report.ledger_problem:
         console.print(f"[red]{report.ledger_problem}[/red]")
+    console.print(
+        f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
+    )
     if report.hidden:
         console.print(f"{report.hidden} more presets: offload-mcp config presets")
