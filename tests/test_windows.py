@@ -75,8 +75,8 @@ def test_minute_and_hour_inside_the_repeated_hour():
 
 
 def test_rolling_five_hours():
-    now = datetime(2026, 11, 1, 3, 0, tzinfo=ZoneInfo(LA))  # 10:00 UTC, after the DST change
-    assert window_start("5h", now, LA) == utc(2026, 11, 1, 5)
+    now = datetime(2026, 11, 1, 3, 0, tzinfo=ZoneInfo(LA))  # 11:00 UTC: PST since 02:00 PDT
+    assert window_start("5h", now, LA) == utc(2026, 11, 1, 6)
     assert window_reset("5h", now, LA) is None
 
 
