@@ -9,6 +9,7 @@ from offload_mcp.cli.config import config
 from offload_mcp.cli.keys import keys
 from offload_mcp.cli.serve import serve
 from offload_mcp.cli.status import status
+from offload_mcp.cli.usage import usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,5 +25,5 @@ def cli() -> None:
     """
 
 
-for command in (serve, status, config, keys):
+for command in (serve, status, usage, config, keys):
     cli.add_command(command)
