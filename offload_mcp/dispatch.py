@@ -34,6 +34,7 @@ from offload_mcp.errors import (
     OffloadError,
     ProviderError,
     ProviderTimeout,
+    RateLimited,
 )
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
@@ -152,6 +153,9 @@ class Dispatcher:
                 log.info("provider %s failed: %s", provider.name, exc.kind)
                 reasons.append(str(exc))
                 failovers += 1
+                if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+                    retry_at = self.clock() + exc.retry_after_s
+                    refusals.append(Refusal(provider.name, exc.kind, retry_at))
         return None
 
     async def _wait_until(self, when: float, progress: Progress | None) -> None:

@@ -52,7 +52,7 @@ def register_tools(server: MCPServer, state: AppState) -> None:
         labels: Annotated[list[str], Field(description="Answer must be one of these.")] = [],  # noqa: B006
         schema: Annotated[dict[str, Any], Field(description="JSON Schema of the answer.")] = {},  # noqa: B006
         provider: Annotated[str, Field(description="Force one provider.")] = "",
-        max_output_tokens: Annotated[int, Field(ge=1, le=65_536)] = 0,
+        max_output_tokens: Annotated[int, Field(ge=0, le=65_536)] = 0,
         timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0,
         wait_s: Annotated[float, Field(ge=0, le=3600, description="Wait for a reset.")] = 0,
         cache: Annotated[bool, Field(description="Reuse an identical earlier answer.")] = True,
