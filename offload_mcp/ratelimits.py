@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ def parse_duration_s(value: str, *, now: float | None = None) -> float | None:
     except ValueError:
         number = None
     if number is not None:
+        if not math.isfinite(number):
+            return None
         if number > _EPOCH_S * 1000:  # epoch milliseconds (OpenRouter's X-RateLimit-Reset)
             number = number / 1000 - (now if now is not None else time.time())
         elif number > _EPOCH_S:
@@ -42,12 +45,16 @@ def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> fl
     lowered = {k.lower(): v for k, v in headers.items()}
     if "retry-after-ms" in lowered:
         try:
-            return max(float(lowered["retry-after-ms"]) / 1000, 0.0)
+            ms = float(lowered["retry-after-ms"])
         except ValueError:
-            pass
+            ms = math.nan
+        if math.isfinite(ms):
+            return max(ms / 1000, 0.0)
     for name in ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset"):
         if name in lowered:
-            parsed = parse_duration_s(lowered[name], now=now) or _http_date_s(lowered[name], now)
+            parsed = parse_duration_s(lowered[name], now=now)
+            if parsed is None:  # not `or`: a wait of 0 s is an answer
+                parsed = _http_date_s(lowered[name], now)
             if parsed is not None:
                 return parsed
     return None
@@ -55,10 +62,14 @@ def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> fl
 
 def _http_date_s(value: str, now: float | None) -> float | None:
     """`Retry-After` may also be an HTTP date (RFC 9110)."""
+    from datetime import UTC
     from email.utils import parsedate_to_datetime
 
     try:
-        when = parsedate_to_datetime(value).timestamp()
+        date = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if date.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+        date = date.replace(tzinfo=UTC)
+    when = date.timestamp()
     return max(when - (now if now is not None else time.time()), 0.0)

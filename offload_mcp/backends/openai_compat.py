@@ -93,7 +93,8 @@ class OpenAICompatBackend:
             raise errors.BadResponse(name, "answered 200 with JSON that is not an object.")
         if "error" in data and not data.get("choices"):
             # OpenRouter reports errors that happen after routing inside a 200 body.
-            raise self._error_for(_error_status(data, 502), _error_message(data), response.headers)
+            status = _error_status(data, 502)
+            raise self._error_for(status, _error_message(data), _rate_headers(data, response))
         try:
             choice = data["choices"][0]
             content = choice["message"].get("content")
@@ -117,7 +118,7 @@ class OpenAICompatBackend:
         except ValueError:
             data = None
         message = _error_message(data) or response.reason_phrase or "no message"
-        return self._error_for(response.status_code, message, response.headers)
+        return self._error_for(response.status_code, message, _rate_headers(data, response))
 
     def _error_for(self, status: int, message: str, headers: Any) -> errors.ProviderError:
         p = self.provider
@@ -217,6 +218,16 @@ def _error_status(data: dict[str, Any], default: int) -> int:
     error = data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and 400 <= code < 600 else default
+
+
+def _rate_headers(data: Any, response: httpx.Response) -> dict[str, str]:
+    """The response's headers plus those OpenRouter nests in `error.metadata.headers`."""
+    error = data.get("error") if isinstance(data, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    nested = metadata.get("headers") if isinstance(metadata, dict) else None
+    merged = {str(k).lower(): str(v) for k, v in nested.items()} if isinstance(nested, dict) else {}
+    merged.update(response.headers.items())
+    return merged
 
 
 def _down_hint(provider: ProviderConfig) -> str:
