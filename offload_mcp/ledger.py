@@ -11,6 +11,7 @@ This module and migrations.py are the only code that speaks SQL.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from offload_mcp.config import CapLimit, Window
+from offload_mcp.windows import ROLLING
 
-BUSY_TIMEOUT_MS = 30_000
+#: how long a write waits for another process's transaction before giving up
+LOCK_WAIT_S = 30.0
 #: outcomes where the provider did not serve the request, so it does not count against caps
 NOT_SERVED = frozenset({"down", "rate_limited", "auth", "forbidden", "cooling"})
 
@@ -105,25 +108,27 @@ class Ledger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=LOCK_WAIT_S,
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a killed process; only power loss can drop the
             # last commits, and an fsync per call would cost more than the call itself here.
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(Database(conn))
+            # From here on, waits for the write lock are ours (see _begin): SQLite's own busy
+            # handler sleeps up to 100 ms at a time, which made p99 under contention ~60 ms.
+            conn.execute("PRAGMA busy_timeout = 0")
             self._conn = conn
         return self._conn
 
     @contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the database lock up front (waits, never fails fast)."""
         with self._lock:
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            _begin(db)
             try:
                 yield db
             except BaseException:
@@ -147,8 +152,9 @@ class Ledger:
         failovers: int = 0,
     ) -> int | Refusal:
         """Admit one request against every cap and cool-down, or say why not; atomic."""
-        with self._immediate() as db:
+        with self._write() as db:
             now = self.clock()
+            self._reap(db, provider, now)
             refusal = self._cooling(db, provider, now) or self._over_cap(
                 db, provider, windows, now, est_input + est_output, est_usd
             )
@@ -175,6 +181,7 @@ class Ledger:
                 ],
             )
             assert cursor.lastrowid is not None
+            _add_to_buckets(db, provider, now, 1, est_input + est_output, est_usd)
             return cursor.lastrowid
 
     def settle(
@@ -191,8 +198,17 @@ class Ledger:
         privacy: str = "",
     ) -> None:
         """Replace the estimate with what happened; a failed request keeps no tokens."""
-        with self._lock:
-            self._db().execute(
+        counted = 0 if outcome in NOT_SERVED else 1
+        with self._write() as db:
+            row = db.execute(
+                "SELECT provider, ts, status, input_tokens + output_tokens, usd FROM calls "
+                "WHERE id = ?",
+                [reservation],
+            ).fetchone()
+            if row is None or row[2] == "settled":
+                return
+            provider, ts, status, est_tokens, est_usd = row
+            db.execute(
                 """
                 UPDATE calls SET status = 'settled', expires_at = NULL, outcome = ?, model = ?,
                     input_tokens = ?, cached_tokens = ?, output_tokens = ?, usd = ?,
@@ -207,17 +223,43 @@ class Ledger:
                     output_tokens,
                     usd,
                     latency_ms,
-                    0 if outcome in NOT_SERVED else 1,
+                    counted,
                     privacy,
                     reservation,
                 ],
+            )
+            # A reservation still in the buckets is corrected by the difference; one that
+            # expired meanwhile (and was taken out) is added back whole.
+            held = (1, est_tokens, est_usd) if status == "reserved" else (0, 0, 0.0)
+            _add_to_buckets(
+                db,
+                provider,
+                ts,
+                counted - held[0],
+                input_tokens + output_tokens - held[1],
+                usd - held[2],
+            )
+
+    def _reap(self, db: sqlite3.Connection, provider: str, now: float) -> None:
+        """Take reservations whose process never settled them (it died) out of the totals."""
+        expired = db.execute(
+            "SELECT id, ts, input_tokens + output_tokens, usd FROM calls "
+            "WHERE provider = ? AND status = 'reserved' AND expires_at <= ?",
+            [provider, now],
+        ).fetchall()
+        for call_id, ts, tokens, usd in expired:
+            _add_to_buckets(db, provider, ts, -1, -tokens, -usd)
+            db.execute(
+                "UPDATE calls SET status = 'expired', outcome = 'expired', input_tokens = 0, "
+                "output_tokens = 0, usd = 0, counted = 0 WHERE id = ?",
+                [call_id],
             )
 
     def record(self, call: CallRecord) -> None:
         columns = ", ".join(f.name for f in fields(CallRecord))
         marks = ", ".join("?" for _ in fields(CallRecord))
-        with self._lock:
-            self._db().execute(f"INSERT INTO calls ({columns}) VALUES ({marks})", astuple(call))
+        with self._write() as db:
+            db.execute(f"INSERT INTO calls ({columns}) VALUES ({marks})", astuple(call))
 
     def _cooling(self, db: sqlite3.Connection, provider: str, now: float) -> Refusal | None:
         row = db.execute(
@@ -250,56 +292,51 @@ class Ledger:
     def _use(
         self, db: sqlite3.Connection, provider: str, windows: Sequence[CapWindow], now: float
     ) -> list[WindowUse]:
-        if not windows:
-            return []
-        # One scan from the earliest window start, summing each window with CASE.
-        parts = []
-        params: list[Any] = []
+        result = []
         for w in windows:
-            parts.append(
-                "SUM(CASE WHEN ts >= ? THEN counted ELSE 0 END), "
-                "SUM(CASE WHEN ts >= ? THEN input_tokens + output_tokens ELSE 0 END), "
-                "SUM(CASE WHEN ts >= ? THEN usd ELSE 0 END)"
+            size = _bucket_size(w.window)
+            row = db.execute(
+                "SELECT SUM(requests), SUM(tokens), SUM(usd) FROM usage_buckets "
+                "WHERE provider = ? AND size = ? AND start >= ?",
+                [provider, size, int(w.start // size) * size],
+            ).fetchone()
+            result.append(
+                WindowUse(
+                    w.window,
+                    int(row[0] or 0),
+                    int(row[1] or 0),
+                    float(row[2] or 0.0),
+                    w.limit,
+                    w.reset,
+                )
             )
-            params += [w.start, w.start, w.start]
-        row = db.execute(
-            f"""
-            SELECT {", ".join(parts)} FROM calls
-            WHERE provider = ? AND ts >= ? AND cache_hit = 0
-              AND (status = 'settled' OR expires_at > ?)
-            """,
-            [*params, provider, min(w.start for w in windows), now],
-        ).fetchone()
-        return [
-            WindowUse(
-                w.window,
-                int(row[3 * i] or 0),
-                int(row[3 * i + 1] or 0),
-                float(row[3 * i + 2] or 0.0),
-                w.limit,
-                w.reset,
-            )
-            for i, w in enumerate(windows)
-        ]
+        return result
 
     def _rolling_reset(
         self, db: sqlite3.Connection, provider: str, window: Window, windows: Sequence[CapWindow]
     ) -> float | None:
+        """When the oldest use in a rolling window ages out (a bucket leaves whole)."""
+        if window not in ROLLING:
+            return None
         start = next(w.start for w in windows if w.window == window)
+        size = _bucket_size(window)
         oldest = db.execute(
-            "SELECT MIN(ts) FROM calls WHERE provider = ? AND ts >= ? AND cache_hit = 0",
-            [provider, start],
+            "SELECT MIN(start) FROM usage_buckets WHERE provider = ? AND size = ? AND start >= ? "
+            "AND requests > 0",
+            [provider, size, int(start // size) * size],
         ).fetchone()[0]
-        return None if oldest is None else oldest + (self.clock() - start)
+        return None if oldest is None else oldest + size + ROLLING[window].total_seconds()
 
     def window_use(self, provider: str, windows: Sequence[CapWindow]) -> list[WindowUse]:
-        with self._lock:
-            return self._use(self._db(), provider, windows, self.clock())
+        with self._write() as db:
+            now = self.clock()
+            self._reap(db, provider, now)
+            return self._use(db, provider, windows, now)
 
     def set_cooldown(self, provider: str, until: float, reason: str) -> None:
         """Skip this provider until `until` in every process; a later deadline wins."""
-        with self._lock:
-            self._db().execute(
+        with self._write() as db:
+            db.execute(
                 """
                 INSERT INTO cooldowns (provider, until, reason, set_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (provider) DO UPDATE SET until = excluded.until,
@@ -332,9 +369,8 @@ class Ledger:
         return None if row is None else str(row[0])
 
     def cache_put(self, key: str, provider: str, model: str, answer: str, ttl_s: float) -> None:
-        with self._lock:
+        with self._write() as db:
             now = self.clock()
-            db = self._db()
             db.execute("DELETE FROM cache WHERE expires <= ?", [now])
             db.execute(
                 "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
@@ -388,3 +424,38 @@ class Ledger:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _bucket_size(window: Window) -> int:
+    return 60 if window in ("minute", "hour", "5h") else 900
+
+
+def _add_to_buckets(
+    db: sqlite3.Connection, provider: str, ts: float, requests: int, tokens: int, usd: float
+) -> None:
+    for size in (60, 900):
+        db.execute(
+            """
+            INSERT INTO usage_buckets VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (provider, size, start) DO UPDATE SET
+                requests = requests + excluded.requests, tokens = tokens + excluded.tokens,
+                usd = usd + excluded.usd
+            """,
+            [provider, size, int(ts // size) * size, requests, tokens, usd],
+        )
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retried with short jittered sleeps while another process writes."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    pause = 0.0002
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(pause / 2, pause))
+        pause = min(pause * 2, 0.004)

@@ -86,6 +86,40 @@ def m002_reservations_cooldowns_cache(db: Database) -> None:
     db.execute("CREATE INDEX cache_expires ON cache (expires)")
 
 
+@migration
+def m003_usage_buckets(db: Database) -> None:
+    # Running totals per provider in minute and quarter-hour buckets, kept in step with `calls`
+    # by reserve and settle: a cap check then reads a bounded number of small rows however long
+    # the history, instead of summing every call of the month inside the write lock. Minutes
+    # align with every window boundary; quarter hours with every day boundary (all UTC offsets
+    # in use are multiples of 15 minutes).
+    db.execute(
+        """
+        CREATE TABLE usage_buckets (
+            provider TEXT NOT NULL,
+            size INTEGER NOT NULL,          -- bucket length in seconds: 60 or 900
+            start INTEGER NOT NULL,         -- unix time, a multiple of size
+            requests INTEGER NOT NULL DEFAULT 0,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            usd REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (provider, size, start)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        "CREATE INDEX calls_reserved ON calls (provider, expires_at) WHERE status = 'reserved'"
+    )
+    for size in (60, 900):
+        db.execute(
+            f"""
+            INSERT INTO usage_buckets
+            SELECT provider, {size}, CAST(ts / {size} AS INTEGER) * {size}, SUM(counted),
+                   SUM(input_tokens + output_tokens), SUM(usd)
+            FROM calls WHERE cache_hit = 0 GROUP BY 1, 3
+            """
+        )
+
+
 def migrate(db: Database) -> None:
     """Apply missing migrations in one IMMEDIATE transaction, so racing processes serialise."""
     db.execute(

@@ -11,7 +11,7 @@ from offload_mcp.migrations import LedgerTooNew, migrate
 
 
 class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
+    def __init__(self, now: float = 1_000_020.0) -> None:  # on a minute boundary
         self.now = now
 
     def __call__(self) -> float:
@@ -178,8 +178,12 @@ def test_stale_reservations_expire(ledger: Ledger, clock: Clock):
 def test_windows_only_count_their_own_span(ledger: Ledger, clock: Clock):
     rid = reserve(ledger)
     ledger.settle(rid, outcome="ok", model="m")
-    minute = window("minute", start=clock.now + 1, reset=clock.now + 60, requests=1)
+    clock.now += 60
+    minute = window("minute", start=clock.now, reset=clock.now + 60, requests=1)
     assert isinstance(reserve(ledger, [minute]), int)
+    assert isinstance(reserve(ledger, [minute]), Refusal)
+    day = window("day", start=clock.now - 3600, requests=2)
+    assert isinstance(reserve(ledger, [day]), Refusal), "both calls are in the day"
 
 
 def test_rolling_window_reset_is_when_the_oldest_use_ages_out(ledger: Ledger, clock: Clock):
@@ -190,7 +194,8 @@ def test_rolling_window_reset_is_when_the_oldest_use_ages_out(ledger: Ledger, cl
     rolling = window("5h", start=clock.now - 5 * 3600, reset=None, requests=1)
     refusal = reserve(ledger, [rolling])
     assert isinstance(refusal, Refusal)
-    assert refusal.retry_at == pytest.approx(first_ts + 5 * 3600)
+    # it frees up when the oldest use's minute leaves the window
+    assert refusal.retry_at == first_ts + 60 + 5 * 3600
 
 
 def test_cooldowns_are_shared_and_keep_the_later_deadline(ledger: Ledger, clock: Clock, tmp_path):
