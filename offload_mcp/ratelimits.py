@@ -73,3 +73,35 @@ def _http_date_s(value: str, now: float | None) -> float | None:
         date = date.replace(tzinfo=UTC)
     when = date.timestamp()
     return max(when - (now if now is not None else time.time()), 0.0)
+
+
+_TRY_AGAIN = re.compile(r"(?:try again|retry) in ([0-9hms.]+)", re.IGNORECASE)
+
+
+def wait_in_message(message: str) -> float | None:
+    """Groq and Gemini put the wait in prose: "Please try again in 9m38.016s"."""
+    match = _TRY_AGAIN.search(message)
+    return parse_duration_s(match.group(1).rstrip(".")) if match else None
+
+
+def exhausted_for_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """After a successful answer: seconds until reset of any window whose remaining hit 0.
+
+    Matches `x-ratelimit-remaining-X` with `x-ratelimit-reset-X` (OpenAI, Groq, Cerebras's
+    `-requests-day` / `-tokens-minute`); the longest such wait wins.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    waits = []
+    for name, value in lowered.items():
+        if not name.startswith("x-ratelimit-remaining"):
+            continue
+        try:
+            remaining = float(value)
+        except ValueError:
+            continue
+        reset = lowered.get(name.replace("remaining", "reset", 1))
+        if remaining <= 0 and reset is not None:
+            wait = parse_duration_s(reset, now=now)
+            if wait is not None:
+                waits.append(wait)
+    return max(waits, default=None)

@@ -180,3 +180,16 @@ async def test_a_429_inside_the_call_is_waited_out(
         is_error, answer = await call(client, wait_s=10)
     assert not is_error and answer.startswith("made it")
     assert rows(paths) == [("first", "rate_limited"), ("first", "ok")]
+
+
+async def test_a_used_up_window_in_the_headers_cools_the_provider(
+    client: Client, first: FakeOpenAI, second: FakeOpenAI
+):
+    first.reply(
+        "last request of the minute",
+        headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "45s"},
+    )
+    second.reply("second")
+    assert (await call(client, text="1"))[1].startswith("last request of the minute")
+    assert (await call(client, text="2"))[1].startswith("second")
+    assert len(first.requests) == 1

@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from offload_mcp.ratelimits import parse_duration_s, retry_after_s
+from offload_mcp.ratelimits import (
+    exhausted_for_s,
+    parse_duration_s,
+    retry_after_s,
+    wait_in_message,
+)
 
 NOW = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
 
@@ -105,3 +110,28 @@ def test_http_date_without_a_zone_is_utc_whatever_the_local_zone(
         monkeypatch.undo()
         time.tzset()
     assert wait == pytest.approx(120.0)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Please try again in 9m38.016s.", 578.016),
+        ("Please retry in 23.5s", 23.5),
+        ("Rate limit exceeded", None),
+        ("try again in a moment", None),
+    ],
+)
+def test_wait_in_message(message: str, expected: float | None) -> None:
+    assert wait_in_message(message) == (pytest.approx(expected) if expected else None)
+
+
+def test_exhausted_for_s_takes_the_longest_used_up_window() -> None:
+    headers = {
+        "x-ratelimit-remaining-requests-day": "0",
+        "x-ratelimit-reset-requests-day": "3600.5",
+        "x-ratelimit-remaining-tokens-minute": "0",
+        "x-ratelimit-reset-tokens-minute": "12",
+    }
+    assert exhausted_for_s(headers) == 3600.5
+    assert exhausted_for_s({"x-ratelimit-remaining-requests": "3"}) is None
+    assert exhausted_for_s({"x-ratelimit-remaining-requests": "0"}) is None

@@ -13,7 +13,7 @@ from offload_mcp import errors
 from offload_mcp.backends.base import Health
 from offload_mcp.config import ProviderConfig
 from offload_mcp.packets import Completion, CompletionRequest, Usage
-from offload_mcp.ratelimits import retry_after_s
+from offload_mcp.ratelimits import exhausted_for_s, retry_after_s, wait_in_message
 
 if TYPE_CHECKING:
     import httpx
@@ -64,7 +64,7 @@ class OpenAICompatBackend:
         import httpx
 
         name = self.provider.name
-        timeout = self.provider.timeout_s or request.timeout_s
+        timeout = request.timeout_s  # dispatch already folded in the provider's own timeout
         try:
             response = await self._http().post(
                 "chat/completions",
@@ -110,6 +110,7 @@ class OpenAICompatBackend:
             usage=_usage(raw_usage),
             model=str(data.get("model") or self.provider.model),
             reported_cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            exhausted_for_s=exhausted_for_s(response.headers),
         )
 
     def _http_error(self, response: httpx.Response) -> errors.ProviderError:
@@ -145,6 +146,8 @@ class OpenAICompatBackend:
             )
         if status == 429:
             wait = retry_after_s(dict(headers)) if headers is not None else None
+            if wait is None:
+                wait = wait_in_message(message)
             when = f" Retry after {wait:.0f} s." if wait is not None else ""
             return errors.RateLimited(p.name, f"rate limited ({said}).{when}", retry_after_s=wait)
         if status >= 500:
