@@ -47,9 +47,18 @@ def status(as_json: bool, no_check: bool) -> None:
 
     report = anyio.run(gather)
     if as_json:
-        click.echo(json.dumps(asdict(report), indent=2))
+        click.echo(json.dumps(asdict(report), indent=2, default=_jsonable))
         return
     _print_table(report)
+
+
+def _jsonable(value: object) -> object:
+    """Pydantic models (cap limits) inside the report's dataclasses."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _print_table(report: StatusReport) -> None:
