@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.types import Tool
 
 from offload_mcp import __version__
 from offload_mcp.config import Paths, Settings, load_settings
@@ -27,6 +29,42 @@ everything needed fits in the packet: state the task, pass inputs as `files` pat
 pasting) or `text`, and give `labels` or a JSON `schema` when the answer must have a shape.
 Keep judgment, multi-step coordination and anything needing this conversation's context yourself.
 Check the answer before relying on it. `status` shows which providers are usable and today's use."""
+
+
+class OffloadServer(MCPServer):
+    """An `MCPServer` whose `tools/list` input schemas carry no words the model can do without.
+
+    Claude Code sends every tool definition to the model on every turn. Pydantic's generated
+    titles ("Max Output Tokens" beside `max_output_tokens`), "nothing given" defaults ("", [],
+    {}, 0) and `additionalProperties: true` cost tokens and say nothing. Arguments are still
+    validated against the full model.
+    """
+
+    async def list_tools(self) -> list[Tool]:
+        return [
+            tool.model_copy(update={"input_schema": compact_schema(tool.input_schema)})
+            for tool in await super().list_tools()
+        ]
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if (
+            (key == "title" and isinstance(value, str))
+            or (key == "default" and value in ("", [], {}, 0) and value is not False)
+            or (key == "additionalProperties" and value is True)
+        ):
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            result[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        elif isinstance(value, dict):
+            result[key] = compact_schema(value)
+        elif isinstance(value, list):
+            result[key] = [compact_schema(v) if isinstance(v, dict) else v for v in value]
+        else:
+            result[key] = value
+    return result
 
 
 @dataclass
@@ -59,7 +97,9 @@ def build_server(
         finally:
             await dispatcher.aclose()
 
-    server = MCPServer("offload", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan)
+    server = OffloadServer(
+        "offload", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan
+    )
     register_tools(server, state)
     for template in load_templates().values():
         server.add_prompt(_prompt(template))

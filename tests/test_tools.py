@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from offload_mcp.config import Paths
-from offload_mcp.server import build_server
+from offload_mcp.server import build_server, compact_schema
 from tests.fake_openai import FakeOpenAI, closed_port_url
 
 pytestmark = pytest.mark.anyio
@@ -294,3 +294,32 @@ async def test_prompts_expose_the_packet_templates(client: Client):
     assert {"offload", "system"} <= set(prompts)
     rendered = await client.get_prompt("offload", {"task": "T", "inputs": "", "output_rules": "R"})
     assert "## Task\nT" in rendered.messages[0].content.text  # type: ignore[union-attr]
+
+
+def test_compact_schema_keeps_meaning_and_property_names():
+    schema = {
+        "title": "xArguments",
+        "type": "object",
+        "properties": {
+            "title": {"title": "Title", "type": "string", "default": ""},
+            "flag": {"type": "boolean", "default": False},
+            "on": {"type": "boolean", "default": True},
+            "schema": {"type": "object", "additionalProperties": True, "default": {}},
+            "n": {"type": "integer", "default": 3},
+        },
+    }
+    assert compact_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "flag": {"type": "boolean", "default": False},
+            "on": {"type": "boolean", "default": True},
+            "schema": {"type": "object"},
+            "n": {"type": "integer", "default": 3},
+        },
+    }
+
+
+async def test_listed_schemas_are_compact(client: Client):
+    listed = json.dumps([t.input_schema for t in (await client.list_tools()).tools])
+    assert '"title"' not in listed and '"default": ""' not in listed
