@@ -1,15 +1,7 @@
-"""The MCP tools: thin. Validate, build a packet, await dispatch, shape a compact result.
-
-Every tool definition costs Claude context on every turn, so descriptions are short and prose
-results use `structured_output=False` (Claude Code would otherwise show the model a JSON wrapper).
-"""
+"""The `offload` tool: one self-contained packet to the first usable provider of its chain."""
 
 from __future__ import annotations
 
-import itertools
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -17,17 +9,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from offload_mcp import status as status_report
 from offload_mcp.contract import make_contract
-from offload_mcp.errors import OffloadError
 from offload_mcp.packets import Packet, Result
+from offload_mcp.tools.common import progress_reporter, tool_errors
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
     from offload_mcp.server import AppState
-
-log = logging.getLogger(__name__)
 
 OFFLOAD_DESCRIPTION = (
     "Send a self-contained one-shot task to a cheaper model (free tiers first). "
@@ -36,7 +25,7 @@ OFFLOAD_DESCRIPTION = (
 )
 
 
-def register_tools(server: MCPServer, state: AppState) -> None:
+def register(server: MCPServer, state: AppState) -> None:
     limits = state.settings.limits
 
     @server.tool(
@@ -57,12 +46,7 @@ def register_tools(server: MCPServer, state: AppState) -> None:
         wait_s: Annotated[float, Field(ge=0, le=3600, description="Wait for a reset.")] = 0,
         cache: Annotated[bool, Field(description="Reuse an identical earlier answer.")] = True,
     ) -> str:
-        steps = itertools.count(1)
-
-        async def progress(message: str) -> None:
-            await ctx.report_progress(next(steps), None, message)
-
-        with _tool_errors("offload"):
+        with tool_errors("offload"):
             if not task.strip():
                 raise ToolError("task: must not be blank.")
             packet = Packet(
@@ -77,18 +61,8 @@ def register_tools(server: MCPServer, state: AppState) -> None:
                 cache=cache,
                 wait_s=wait_s or limits.wait_s,
             )
-            result = await state.dispatcher.run(packet, progress)
+            result = await state.dispatcher.run(packet, progress_reporter(ctx))
         return f"{result.text}\n\n{footer(result)}"
-
-    @server.tool(
-        description="Which offload providers are usable, why not, and today's calls, tokens, cost.",
-        structured_output=False,
-        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
-    )
-    async def status() -> str:
-        with _tool_errors("status"):
-            report = await status_report.collect(state.dispatcher)
-        return status_report.short_text(report)
 
 
 def footer(result: Result) -> str:
@@ -103,20 +77,3 @@ def footer(result: Result) -> str:
         f"{usage.input_tokens}->{usage.output_tokens} tokens, {cost}, "
         f"{result.latency_ms / 1000:.1f} s{retry}]"
     )
-
-
-@contextmanager
-def _tool_errors(tool: str) -> Iterator[None]:
-    """Turn our errors into `ToolError`s (the only text the model sees) and log surprises."""
-    try:
-        yield
-    except ToolError:
-        raise
-    except OffloadError as exc:
-        raise ToolError(str(exc)) from None
-    except Exception as exc:
-        log.exception("%s failed unexpectedly", tool)
-        raise ToolError(
-            f"internal error in {tool} ({type(exc).__name__}); "
-            "details are in the offload-mcp log file."
-        ) from None
