@@ -39,6 +39,11 @@ def reserve_many(ledger: Ledger, count: int, cap: int) -> None:
 
 def crash_run(ledger: Ledger, ttl: float) -> None:
     warmed_up = threading.Event()
+    printing = threading.Lock()  # two threads write lines; never interleave them
+
+    def say(line: str) -> None:
+        with printing:
+            print(line, flush=True)
 
     def writer() -> None:
         for written in range(sys.maxsize):
@@ -56,7 +61,7 @@ def crash_run(ledger: Ledger, ttl: float) -> None:
             )
             assert isinstance(reserved, int)
             ledger.settle(reserved, outcome="ok", model="m", input_tokens=3)
-            print(f"committed {reserved}", flush=True)
+            say(f"committed {reserved}")
 
     threading.Thread(target=writer, daemon=True).start()
     warmed_up.wait()
@@ -70,7 +75,7 @@ def crash_run(ledger: Ledger, ttl: float) -> None:
         est_usd=0.0,
         ttl_s=ttl,
     )
-    print(f"holding {held}", flush=True)
+    say(f"holding {held}")
     time.sleep(3600)
 
 
