@@ -38,7 +38,7 @@ from offload_mcp.errors import (
 )
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
-from offload_mcp.ledger import CallRecord, Ledger, Refusal
+from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal
 from offload_mcp.packets import (
     Completion,
     CompletionRequest,
@@ -66,6 +66,8 @@ WAIT_PROGRESS_S = 15.0
 
 class KeyLookup(Protocol):
     def find(self, name: str, env_var: str | None = None) -> FoundKey | None: ...
+
+    def recent(self, name: str, env_var: str | None = None) -> tuple[bool, FoundKey | None]: ...
 
 
 class _Refused(Exception):
@@ -101,8 +103,12 @@ class Dispatcher:
         return self.ledger.clock
 
     async def run(self, packet: Packet, progress: Progress | None = None) -> Result:
-        files = await anyio.to_thread.run_sync(
-            read_inputs, packet.files, self.settings.limits, self.cwd
+        files = (
+            await anyio.to_thread.run_sync(
+                read_inputs, packet.files, self.settings.limits, self.cwd
+            )
+            if packet.files
+            else []
         )
         messages = render_messages(packet, files)
         digest = packet_hash(packet, files)
@@ -137,10 +143,6 @@ class Dispatcher:
             if unavailable:
                 reasons.append(unavailable)
                 continue
-            if packet.cache and self.settings.cache.enabled:
-                hit = await self._from_cache(provider, packet, digest)
-                if hit is not None:
-                    return hit
             # Hook point: the privacy gate screens `messages` for this provider's trust level.
             if progress is not None:
                 await progress(f"sending to {provider.name}")
@@ -182,10 +184,17 @@ class Dispatcher:
         missing = missing_env_refs(provider.base_url)
         if missing:
             return None, f"{provider.name}: base_url needs {', '.join(missing)} set."
-        found = await anyio.to_thread.run_sync(self.keys.find, provider.key_name, provider.key_env)
+        found = await self.find_key(provider)
         if found is None and provider.needs_key:
             return None, str(MissingKey(provider.name, provider.key_name, provider.key_env))
         return (found.value if found else None), None
+
+    async def find_key(self, provider: ProviderConfig) -> FoundKey | None:
+        """The provider's key; off the event loop unless recently looked up (keyring is D-Bus)."""
+        known, found = self.keys.recent(provider.key_name, provider.key_env)
+        if known:
+            return found
+        return await anyio.to_thread.run_sync(self.keys.find, provider.key_name, provider.key_env)
 
     def backend(self, provider: ProviderConfig, key: str | None) -> Backend:
         fingerprint = hashlib.sha256(key.encode()).hexdigest() if key else None
@@ -212,10 +221,31 @@ class Dispatcher:
             timeout_s=provider.timeout_s or packet.timeout_s,
             json_schema=contract.request_schema(packet.contract),
         )
+        use_cache = packet.cache and self.settings.cache.enabled
+        cache_key_for_put = _cache_key(digest, provider)
+        cache_key = cache_key_for_put if use_cache else None
         total_cost = 0.0
-        for retry in (0, 1):
+        retry = 0
+        while True:
             call = _Call(self, provider, packet.tool, digest, retry, failovers)
-            completion = await call.run(backend, request)
+            completion = await call.run(backend, request, cache_key)
+            if isinstance(completion, Cached):
+                cache_key = None  # whatever happens next, the provider is asked
+                try:
+                    checked = contract.check(packet.contract, completion.answer)
+                except ValueError:
+                    continue  # stored under an older contract rule: ask the provider again
+                return Result(
+                    text=checked.text,
+                    data=checked.data,
+                    provider=provider.name,
+                    model=provider.model,
+                    usage=Usage(),
+                    cost_usd=0.0,
+                    latency_ms=call.latency_ms,
+                    attempts=0,
+                    cached=True,
+                )
             cost = _cost(provider, completion)
             total_cost += cost
             try:
@@ -224,20 +254,17 @@ class Dispatcher:
                 await call.settle(completion, cost, "invalid_output")
                 if retry == 0:
                     request = _retry_request(request, completion.text, str(why))
+                    retry = 1
                     continue
                 raise InvalidOutput(
                     provider.name, f"the answer failed the output contract twice ({why})."
                 ) from None
-            await call.settle(completion, cost, "ok")
-            if packet.cache and self.settings.cache.enabled:
-                await self.ledger_call(
-                    self.ledger.cache_put,
-                    _cache_key(digest, provider),
-                    provider.name,
-                    provider.model,
-                    completion.text,
-                    self.settings.cache.ttl_s,
+            entry = None
+            if use_cache:
+                entry = CacheEntry(
+                    _cache_key(digest, provider), completion.text, self.settings.cache.ttl_s
                 )
+            await call.settle(completion, cost, "ok", entry)
             return Result(
                 text=checked.text,
                 data=checked.data,
@@ -248,44 +275,6 @@ class Dispatcher:
                 latency_ms=call.latency_ms,
                 attempts=retry + 1,
             )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _from_cache(
-        self, provider: ProviderConfig, packet: Packet, digest: str
-    ) -> Result | None:
-        started = time.monotonic()
-        answer = await self.ledger_call(self.ledger.cache_get, _cache_key(digest, provider))
-        if answer is None:
-            return None
-        try:
-            checked = contract.check(packet.contract, answer)
-        except ValueError:
-            return None  # stored under an older contract rule: ask the provider again
-        latency_ms = (time.monotonic() - started) * 1000
-        await self.ledger_call(
-            self.ledger.record,
-            CallRecord(
-                ts=self.clock(),
-                tool=packet.tool,
-                provider=provider.name,
-                model=provider.model,
-                outcome="ok",
-                latency_ms=latency_ms,
-                packet_hash=digest,
-                cache_hit=1,
-            ),
-        )
-        return Result(
-            text=checked.text,
-            data=checked.data,
-            provider=provider.name,
-            model=provider.model,
-            usage=Usage(),
-            cost_usd=0.0,
-            latency_ms=latency_ms,
-            attempts=0,
-            cached=True,
-        )
 
     async def ledger_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a ledger operation off the event loop; a broken ledger becomes a clear error."""
@@ -331,8 +320,11 @@ class _Call:
     reservation: int = 0
     latency_ms: float = 0.0
 
-    async def run(self, backend: Backend, request: CompletionRequest) -> Completion:
+    async def run(
+        self, backend: Backend, request: CompletionRequest, cache_key: str | None = None
+    ) -> Completion | Cached:
         d, provider = self.dispatcher, self.provider
+        started = time.monotonic()
         est_input, est_output, est_usd = quota.estimate(
             provider, request.messages, request.max_output_tokens
         )
@@ -349,9 +341,13 @@ class _Call:
             packet_hash=self.digest,
             retries=self.retry,
             failovers=self.failovers,
+            cache_key=cache_key,
         )
         if isinstance(reserved, Refusal):
             raise _Refused(reserved)
+        if isinstance(reserved, Cached):
+            self.latency_ms = (time.monotonic() - started) * 1000
+            return reserved
         self.reservation = reserved
         started = time.monotonic()
         outcome = "cancelled"
@@ -380,10 +376,18 @@ class _Call:
             await d.ledger_call(d.ledger.set_cooldown, provider.name, until, "window used up")
         return completion
 
-    async def settle(self, completion: Completion, cost: float, outcome: str) -> None:
-        await self._settle(outcome, completion, cost)
+    async def settle(
+        self, completion: Completion, cost: float, outcome: str, cache: CacheEntry | None = None
+    ) -> None:
+        await self._settle(outcome, completion, cost, cache)
 
-    async def _settle(self, outcome: str, completion: Completion | None, cost: float) -> None:
+    async def _settle(
+        self,
+        outcome: str,
+        completion: Completion | None,
+        cost: float,
+        cache: CacheEntry | None = None,
+    ) -> None:
         usage = completion.usage if completion else Usage()
         # A failed write is logged; the reservation then expires by itself, and the answer
         # must not be lost over bookkeeping.
@@ -398,6 +402,7 @@ class _Call:
                 output_tokens=usage.output_tokens,
                 usd=cost,
                 latency_ms=self.latency_ms,
+                cache=cache,
             )
 
     async def _cool_down(self, error: ProviderError) -> None:

@@ -37,10 +37,17 @@ class KeyStore:
         self.file = config_dir / "keys.json"
         self._cache: dict[tuple[str, str | None], tuple[float, FoundKey | None]] = {}
 
-    def find(self, name: str, env_var: str | None = None) -> FoundKey | None:
+    def recent(self, name: str, env_var: str | None = None) -> tuple[bool, FoundKey | None]:
+        """(True, answer) when looked up within the cache TTL, without touching the keyring."""
         cached = self._cache.get((name, env_var))
         if cached and time.monotonic() - cached[0] < CACHE_TTL_S:
-            return cached[1]
+            return True, cached[1]
+        return False, None
+
+    def find(self, name: str, env_var: str | None = None) -> FoundKey | None:
+        known, answer = self.recent(name, env_var)
+        if known:
+            return answer
         found = self._lookup(name, env_var)
         self._cache[(name, env_var)] = (time.monotonic(), found)
         return found

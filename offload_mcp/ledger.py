@@ -81,6 +81,20 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Cached:
+    """An earlier answer to the identical packet from the same provider and model."""
+
+    answer: str
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    answer: str
+    ttl_s: float
+
+
+@dataclass(frozen=True)
 class ProviderTotals:
     calls: int
     ok: int
@@ -150,10 +164,26 @@ class Ledger:
         packet_hash: str = "",
         retries: int = 0,
         failovers: int = 0,
-    ) -> int | Refusal:
-        """Admit one request against every cap and cool-down, or say why not; atomic."""
+        cache_key: str | None = None,
+    ) -> int | Refusal | Cached:
+        """Admit one request against every cap and cool-down, or say why not; atomic.
+
+        With a `cache_key`, a stored answer is returned instead (recorded as a cache hit,
+        free and outside every cap), in the same transaction: one round trip per call.
+        """
         with self._write() as db:
             now = self.clock()
+            if cache_key is not None:
+                row = db.execute(
+                    "SELECT answer FROM cache WHERE key = ? AND expires > ?", [cache_key, now]
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "INSERT INTO calls (ts, tool, provider, model, outcome, packet_hash, "
+                        "counted, cache_hit) VALUES (?, ?, ?, ?, 'ok', ?, 0, 1)",
+                        [now, tool, provider, model, packet_hash],
+                    )
+                    return Cached(str(row[0]))
             self._reap(db, provider, now)
             refusal = self._cooling(db, provider, now) or self._over_cap(
                 db, provider, windows, now, est_input + est_output, est_usd
@@ -196,10 +226,22 @@ class Ledger:
         usd: float = 0.0,
         latency_ms: float = 0.0,
         privacy: str = "",
+        cache: CacheEntry | None = None,
     ) -> None:
-        """Replace the estimate with what happened; a failed request keeps no tokens."""
+        """Replace the estimate with what happened; a failed request keeps no tokens.
+
+        `cache` stores the answer for identical packets in the same transaction.
+        """
         counted = 0 if outcome in NOT_SERVED else 1
         with self._write() as db:
+            if cache is not None:
+                now = self.clock()
+                db.execute("DELETE FROM cache WHERE expires <= ?", [now])
+                db.execute(
+                    "INSERT OR REPLACE INTO cache (key, provider, model, answer, created, expires)"
+                    " SELECT ?, provider, ?, ?, ?, ? FROM calls WHERE id = ?",
+                    [cache.key, model, cache.answer, now, now + cache.ttl_s, reservation],
+                )
             row = db.execute(
                 "SELECT provider, ts, status, input_tokens + output_tokens, usd FROM calls "
                 "WHERE id = ?",
@@ -356,26 +398,6 @@ class Ledger:
                 .fetchall()
             )
         return {row[0]: (row[1], row[2]) for row in rows}
-
-    def cache_get(self, key: str) -> str | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT answer FROM cache WHERE key = ? AND expires > ?", [key, self.clock()]
-                )
-                .fetchone()
-            )
-        return None if row is None else str(row[0])
-
-    def cache_put(self, key: str, provider: str, model: str, answer: str, ttl_s: float) -> None:
-        with self._write() as db:
-            now = self.clock()
-            db.execute("DELETE FROM cache WHERE expires <= ?", [now])
-            db.execute(
-                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-                [key, provider, model, answer, now, now + ttl_s],
-            )
 
     def totals_since(self, since_ts: float) -> dict[str, ProviderTotals]:
         """Per provider: settled requests, successes, tokens, USD and cache hits since then."""

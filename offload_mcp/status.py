@@ -72,9 +72,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
 
     async def one(provider: ProviderConfig) -> None:
         key, problem = await dispatcher.availability(provider)
-        found = await anyio.to_thread.run_sync(
-            dispatcher.keys.find, provider.key_name, provider.key_env
-        )
+        found = await dispatcher.find_key(provider)
         chains = tuple(tool for tool, names in settings.chains.items() if provider.name in names)
         if not (chains or found or provider.name in month):
             return

@@ -6,7 +6,7 @@ from sqlite_utils import Database
 
 from offload_mcp import migrations
 from offload_mcp.config import CapLimit
-from offload_mcp.ledger import CallRecord, CapWindow, Ledger, Refusal
+from offload_mcp.ledger import Cached, CacheEntry, CallRecord, CapWindow, Ledger, Refusal
 from offload_mcp.migrations import LedgerTooNew, migrate
 
 
@@ -213,12 +213,50 @@ def test_cooldowns_are_shared_and_keep_the_later_deadline(ledger: Ledger, clock:
     other.close()
 
 
-def test_cache_put_get_and_expiry(ledger: Ledger, clock: Clock):
-    ledger.cache_put("k", "p", "m", "answer", ttl_s=10)
-    assert ledger.cache_get("k") == "answer"
-    assert ledger.cache_get("other") is None
+def test_cache_is_filled_by_settle_and_served_by_reserve(ledger: Ledger, clock: Clock):
+    caps = [window(requests=1)]
+    rid = reserve(ledger, caps)
+    assert isinstance(rid, int)
+    ledger.settle(rid, outcome="ok", model="m", cache=CacheEntry("k", "answer", ttl_s=10))
+    hit = ledger.reserve(
+        provider="p",
+        tool="offload",
+        model="m",
+        windows=caps,
+        est_input=1,
+        est_output=1,
+        est_usd=0.0,
+        ttl_s=60,
+        cache_key="k",
+    )
+    assert hit == Cached("answer"), "a hit is served even when the cap is used up"
+    miss = ledger.reserve(
+        provider="p",
+        tool="offload",
+        model="m",
+        windows=[],
+        est_input=1,
+        est_output=1,
+        est_usd=0.0,
+        ttl_s=60,
+        cache_key="other",
+    )
+    assert isinstance(miss, int)
     clock.now += 11
-    assert ledger.cache_get("k") is None
+    expired = ledger.reserve(
+        provider="p",
+        tool="offload",
+        model="m",
+        windows=[],
+        est_input=1,
+        est_output=1,
+        est_usd=0.0,
+        ttl_s=60,
+        cache_key="k",
+    )
+    assert isinstance(expired, int)
+    totals = ledger.totals_since(0)["p"]
+    assert totals.cache_hits == 1
 
 
 def test_usage_groups(ledger: Ledger, clock: Clock):

@@ -90,7 +90,7 @@ def ledger_rows(paths: Paths) -> list[tuple[str, str]]:
 
 async def test_lists_tools_with_small_schemas(client: Client):
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"offload", "status"}
+    assert {"offload", "status"} <= set(tools)
     assert tools["offload"].input_schema["required"] == ["task"]
     assert tools["offload"].output_schema is None
     assert len(json.dumps([t.model_dump(mode="json") for t in tools.values()])) < 6000
