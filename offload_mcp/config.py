@@ -35,6 +35,10 @@ DEFAULT_CHAINS: dict[str, list[str]] = {
         "openrouter-free",
         "openrouter-flash-lite",
     ],
+    # The local lane: these never leave the machine unless `[local] allow_cloud = true`.
+    "local_classify": ["embedded", "ollama"],
+    "local_extract": ["ollama", "llamacpp", "lmstudio", "vllm"],
+    "local_summarize": ["ollama", "llamacpp", "lmstudio", "vllm"],
 }
 
 
@@ -101,7 +105,7 @@ class ProviderConfig(_Strict):
     """One provider after presets are merged: what a backend needs to talk to it."""
 
     name: str
-    kind: Literal["openai_compat"] = "openai_compat"
+    kind: Literal["openai_compat", "ollama", "embedded"] = "openai_compat"
     base_url: str
     model: str
     trust: Trust
@@ -115,6 +119,8 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = {}
     extra_body: dict[str, Any] = {}
     timeout_s: float | None = Field(None, gt=0)
+    #: seconds a local model stays loaded after its last use (Ollama keep_alive; embedded idle)
+    keep_alive_s: float | None = Field(None, ge=0)
     enabled: bool = True
     notes: str = ""
 
@@ -154,11 +160,18 @@ class CacheConfig(_Strict):
     ttl_s: float = Field(86_400.0, gt=0)
 
 
+class LocalConfig(_Strict):
+    """The local tools (local_*): by default only `local`-trust providers may see their data."""
+
+    allow_cloud: bool = False
+
+
 class Settings(_Strict):
     providers: dict[str, ProviderConfig]
     chains: dict[str, list[str]]
     limits: Limits = Limits()
     cache: CacheConfig = CacheConfig()
+    local: LocalConfig = LocalConfig()
     source: str = "built-in defaults"
 
     def chain(self, tool: str) -> list[ProviderConfig]:
@@ -241,7 +254,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             raise ValueError(f"providers.{name} must be a table")
         raw_providers[name] = _merge_preset(name, entry, presets)
     chains = {**DEFAULT_CHAINS, **user.get("chains", {})}
-    unknown = user.keys() - {"providers", "chains", "limits", "cache"}
+    unknown = user.keys() - {"providers", "chains", "limits", "cache", "local"}
     if unknown:
         raise ValueError(f"unknown section(s): {', '.join(sorted(unknown))}")
     settings = Settings.model_validate(
@@ -250,6 +263,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             "chains": chains,
             "limits": user.get("limits", {}),
             "cache": user.get("cache", {}),
+            "local": user.get("local", {}),
             "source": source,
         }
     )

@@ -10,6 +10,8 @@ from offload_mcp.config import ProviderConfig
 #: kind -> "module:Class"; strings keep start-up free of httpx and friends.
 BACKENDS: dict[str, str] = {
     "openai_compat": "offload_mcp.backends.openai_compat:OpenAICompatBackend",
+    "ollama": "offload_mcp.backends.ollama:OllamaBackend",
+    "embedded": "offload_mcp.backends.embedded:EmbeddedBackend",
 }
 
 

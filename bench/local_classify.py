@@ -1,0 +1,204 @@
+"""Local classification quality and speed on the hand-labelled sets in tests/eval/.
+
+For each set: a keyword-rules baseline written for the same labels, then the embedded model with
+label names only, with "name: description", and with one example per label added; per-label
+recall; a sweep of the `unsure` margin (answered share and accuracy on answered items). Then
+speed: cold load (in a fresh process), items/s batched, peak RSS. With Ollama reachable on
+127.0.0.1:11434, its model is measured the same way through `local_classify`'s path.
+
+    uv run python bench/local_classify.py [--quick] [--ollama MODEL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+EVAL_DIR = Path(__file__).resolve().parent.parent / "tests" / "eval"
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08)
+
+
+def load_sets() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(EVAL_DIR.glob("*.json"))]
+
+
+def keyword_label(text: str, keywords: dict[str, list[str]]) -> str:
+    lowered = text.lower()
+    hits = {label: sum(k in lowered for k in words) for label, words in keywords.items()}
+    best = max(hits, key=lambda label: hits[label])
+    return best if hits[best] else "unsure"
+
+
+def score(predicted: list[str], gold: list[str]) -> tuple[float, float, float]:
+    """(accuracy over all, share answered, accuracy over answered)."""
+    answered = [(p, g) for p, g in zip(predicted, gold, strict=True) if p != "unsure"]
+    right = sum(p == g for p, g in answered)
+    accuracy = right / len(gold)
+    share = len(answered) / len(gold)
+    return accuracy, share, (right / len(answered) if answered else 0.0)
+
+
+def recall(predicted: list[str], gold: list[str]) -> dict[str, float]:
+    labels = sorted(set(gold))
+    return {
+        label: sum(p == g == label for p, g in zip(predicted, gold, strict=True))
+        / gold.count(label)
+        for label in labels
+    }
+
+
+def run_quality(quick: bool) -> dict[str, Any]:
+    from offload_mcp.backends.embedded import shared_model
+    from offload_mcp.classify import classify_embedded, make_labels
+
+    model = shared_model()
+    totals: dict[str, list[tuple[float, int]]] = {}
+    sweep: dict[float, list[tuple[int, int, int]]] = {m: [] for m in MARGINS}
+    for data in load_sets():
+        texts = [item["text"] for item in data["items"]]
+        gold = [item["label"] for item in data["items"]]
+        print(f"\n## {data['name']} ({len(texts)} items, {len(data['labels'])} labels)")
+        keyword = [keyword_label(t, data["keywords"]) for t in texts]
+        acc, share, answered = score(keyword, gold)
+        print(f"keyword rules          acc {acc:.1%}  (answers {share:.0%}, right {answered:.1%})")
+        totals.setdefault("keyword rules", []).append((acc, len(texts)))
+        full = make_labels(data["labels"], data["examples"])
+        variants = {
+            "names only": [replace(s, description="", examples=()) for s in full],
+            "name: description": [replace(s, examples=()) for s in full],
+            "+ one example/label": full,
+        }
+        for name, specs in variants.items():
+            verdicts, _ = classify_embedded(model.embed, texts, specs, margin=0.0)
+            predicted = [v.label for v in verdicts]
+            acc, _, _ = score(predicted, gold)
+            totals.setdefault(name, []).append((acc, len(texts)))
+            print(f"{name:<22} acc {acc:.1%}")
+            if specs is full:
+                rec = recall(predicted, gold)
+                print("  recall: " + ", ".join(f"{k} {v:.0%}" for k, v in rec.items()))
+                for margin in MARGINS:
+                    with_unsure = classify_embedded(model.embed, texts, specs, margin=margin)[0]
+                    labels = [v.label for v in with_unsure]
+                    answered_n = sum(label != "unsure" for label in labels)
+                    right = sum(p == g for p, g in zip(labels, gold, strict=True))
+                    sweep[margin].append((len(texts), answered_n, right))
+    print("\n## all sets (item-weighted)")
+    for name, rows in totals.items():
+        n = sum(count for _, count in rows)
+        print(f"{name:<22} acc {sum(a * c for a, c in rows) / n:.1%}")
+    print("\n## unsure margin sweep (with examples): answered share, accuracy on answered")
+    for margin, rows in sweep.items():
+        n = sum(r[0] for r in rows)
+        answered_n = sum(r[1] for r in rows)
+        right = sum(r[2] for r in rows)
+        answered_acc = right / answered_n if answered_n else 0
+        print(f"margin {margin:.2f}: answers {answered_n / n:.0%}, right {answered_acc:.1%}")
+    return {}
+
+
+def run_speed(quick: bool) -> None:
+    cold = subprocess.run(
+        [sys.executable, "-c", _COLD],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"\n## speed\ncold load in a fresh process: {cold}")
+    from offload_mcp.backends.embedded import shared_model
+
+    model = shared_model()
+    texts = [item["text"] for data in load_sets() for item in data["items"]]
+    batch = (texts * (2 if quick else 6))[: 1000 if not quick else 350]
+    model.embed(batch[:64])
+    best = 0.0
+    for _ in range(2 if quick else 4):
+        started = time.perf_counter()
+        model.embed(batch)
+        best = max(best, len(batch) / (time.perf_counter() - started))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"items/s batched ({len(batch)} items, best run): {best:.0f}")
+    print(f"peak RSS of this process: {rss:.0f} MB")
+
+
+_COLD = """
+import time, resource
+t = time.perf_counter()
+from offload_mcp.backends.embedded import shared_model
+m = shared_model(); m.embed(["warm up"])
+took = time.perf_counter() - t
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{took:.2f} s to the first vector (imports + session + tokenizer: {m.load_s:.2f} s), "
+      f"RSS {rss:.0f} MB")
+"""
+
+
+def run_ollama(model_name: str) -> None:
+    """Classify every set through Ollama's native API (needs a running server with the model)."""
+    import anyio
+
+    from offload_mcp.backends.ollama import OllamaBackend
+    from offload_mcp.classify import UNSURE, _generative_contract, _generative_task, make_labels
+    from offload_mcp.config import build_settings
+    from offload_mcp.contract import check, request_schema
+    from offload_mcp.dispatch import render_messages
+    from offload_mcp.packets import CompletionRequest, Packet
+
+    provider = build_settings({"providers": {"ollama": {"model": model_name}}}).providers["ollama"]
+    backend = OllamaBackend(provider, None)
+
+    async def main() -> None:
+        health = await backend.health()
+        print(f"\n## ollama {model_name}: {health.detail}")
+        if not health.ok:
+            return
+        for data in load_sets():
+            specs = make_labels(data["labels"], data["examples"])
+            contract = _generative_contract(specs, False)
+            task = _generative_task(specs, False)
+            predicted, started = [], time.perf_counter()
+            for item in data["items"]:
+                packet = Packet(tool="local_classify", task=task, text=item["text"])
+                request = CompletionRequest(
+                    render_messages(replace(packet, contract=contract), []),
+                    128,
+                    120,
+                    request_schema(contract),
+                )
+                try:
+                    answer = check(contract, (await backend.complete(request)).text).text
+                except Exception:
+                    answer = UNSURE
+                predicted.append(answer)
+            gold = [item["label"] for item in data["items"]]
+            acc, share, answered = score(predicted, gold)
+            rate = len(gold) / (time.perf_counter() - started)
+            print(
+                f"{data['name']}: acc {acc:.1%} (answers {share:.0%}, right {answered:.1%}), "
+                f"{rate:.1f} items/s"
+            )
+        await backend.aclose()
+
+    anyio.run(main)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ollama", default="", help="also measure this Ollama model")
+    args = parser.parse_args()
+    run_quality(args.quick)
+    run_speed(args.quick)
+    if args.ollama:
+        run_ollama(args.ollama)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""Local classification: the embedded model by default, a generative local model when chained first.
+
+The embedded model does not generate text, so it cannot go through `Dispatcher.run`; this is its
+own path that keeps the house rules: candidates from the `local_classify` chain, the local-only
+filter, availability, one ledger row per batch (tokens counted, $0) and typed errors.
+
+Method (measured in bench/local_classify.py): each label becomes a prototype, the normalised mean
+of the embeddings of "name: description" and of its examples; an item takes the label of the
+most similar prototype. When the best label beats the runner-up by less than `MARGIN`, the item
+is `unsure` instead of a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from offload_mcp.config import ProviderConfig
+from offload_mcp.contract import make_contract
+from offload_mcp.errors import InvalidRequest, NoProviderLeft, OffloadError, ProviderError
+from offload_mcp.inputs import read_inputs
+from offload_mcp.ledger import CallRecord
+from offload_mcp.packets import OutputContract, Packet, Result
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from offload_mcp.backends.embedded import Embedded
+    from offload_mcp.dispatch import Dispatcher
+
+TOOL = "local_classify"
+UNSURE = "unsure"
+#: best minus runner-up cosine below which an item is `unsure` (chosen on the eval sets: it
+#: answers ~77% of items there, lifting accuracy on those from 72% to 80%; 0.08 gives 56%/86%)
+MARGIN = 0.04
+#: a best cosine under this means no label fits (off-topic text scores ~0.1, right answers >0.17)
+MIN_SCORE = 0.12
+#: multi-label: every label within this of the best one is also given
+MULTI_GAP = 0.06
+MAX_ITEMS = 20_000
+MAX_LABELS = 50
+#: generative classifiers: items in flight at once (local servers mostly serve one at a time)
+GENERATIVE_CONCURRENCY = 2
+
+Progress = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    description: str = ""
+    examples: tuple[str, ...] = ()
+
+    def texts(self) -> list[str]:
+        """What the prototype averages: "name: description", then each example."""
+        head = f"{self.name}: {self.description}" if self.description else self.name
+        return [head, *self.examples]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One item's answer. `score` is None when a generative model chose (it gives no score)."""
+
+    label: str
+    score: float | None = None
+    #: the most similar label (equals `label` unless the item is `unsure`) and the next one
+    best: str = ""
+    runner_up: str = ""
+    margin: float | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdicts: list[Verdict]
+    provider: str
+    model: str
+    latency_ms: float
+    tokens: int
+
+
+def make_labels(
+    labels: Sequence[str] | dict[str, str], examples: dict[str, list[str]] | None = None
+) -> list[LabelSpec]:
+    """Check and normalise the tool's label arguments; bad ones raise `InvalidRequest`."""
+    pairs = list(labels.items()) if isinstance(labels, dict) else [(n, "") for n in labels]
+    specs: dict[str, LabelSpec] = {}
+    for raw_name, description in pairs:
+        name = raw_name.strip()
+        if not name:
+            raise InvalidRequest("labels: a label name is empty.")
+        if name.casefold() == UNSURE:
+            raise InvalidRequest(f"labels: {UNSURE!r} is reserved for items no label fits.")
+        specs[name] = LabelSpec(name, description.strip())
+    if not 2 <= len(specs) <= MAX_LABELS:
+        raise InvalidRequest(f"labels: give 2 to {MAX_LABELS} distinct labels.")
+    for name, given in (examples or {}).items():
+        if name not in specs:
+            raise InvalidRequest(f"examples: {name!r} is not one of the labels.")
+        cleaned = tuple(e.strip() for e in given if e.strip())
+        specs[name] = replace(specs[name], examples=cleaned)
+    return list(specs.values())
+
+
+def read_items(dispatcher: Dispatcher, items: Sequence[str], file: str, field: str) -> list[str]:
+    """Items from the list, or from a file: one per line, or a JSONL field (inputs rules apply)."""
+    if items and file:
+        raise InvalidRequest("give either items or file, not both.")
+    if file:
+        found = read_inputs([file], dispatcher.settings.limits, dispatcher.cwd)[0]
+        lines = [line for line in found.text.splitlines() if line.strip()]
+        if field or file.endswith(".jsonl"):
+            result = [_jsonl_field(file, n, line, field or "text") for n, line in enumerate(lines)]
+        else:
+            result = lines
+    else:
+        result = list(items)
+    if not result:
+        raise InvalidRequest("items: nothing to classify.")
+    if len(result) > MAX_ITEMS:
+        raise InvalidRequest(f"items: {len(result)} items, over the {MAX_ITEMS} limit per call.")
+    return result
+
+
+def _jsonl_field(file: str, index: int, line: str, field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise InvalidRequest(f"{file}: line {index + 1} is not JSON.") from None
+    value = record.get(field) if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{file}: line {index + 1} has no string field {field!r}.")
+    return value
+
+
+# -- the embedding method ------------------------------------------------------------------------
+
+
+def prototypes(
+    embed: Callable[[list[str]], Embedded], labels: Sequence[LabelSpec]
+) -> tuple[npt.NDArray[np.float32], int]:
+    """One unit vector per label: the mean of its description's and examples' embeddings."""
+    import numpy as np
+
+    texts = [text for label in labels for text in label.texts()]
+    embedded = embed(texts)
+    rows, start = [], 0
+    for label in labels:
+        count = len(label.texts())
+        mean = embedded.vectors[start : start + count].mean(axis=0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        start += count
+    return np.stack(rows).astype(np.float32), embedded.tokens
+
+
+def decide(
+    similarity: npt.NDArray[np.float32],
+    labels: Sequence[LabelSpec],
+    *,
+    margin: float = MARGIN,
+    multi: bool = False,
+) -> list[Verdict]:
+    """Best label per row of item-by-label cosine similarities; `unsure` under the margin."""
+    names = [label.name for label in labels]
+    verdicts = []
+    for row in similarity.tolist():
+        ranked = sorted(range(len(row)), key=lambda j: row[j], reverse=True)
+        best, second = ranked[0], ranked[1]
+        gap = row[best] - row[second]
+        chosen: tuple[str, ...] = ()
+        if multi:
+            chosen = tuple(
+                names[j] for j in ranked if row[best] - row[j] <= MULTI_GAP and row[j] >= MIN_SCORE
+            )
+        doubtful = (gap < margin and not multi) or row[best] < MIN_SCORE
+        label = UNSURE if doubtful else names[best]
+        verdicts.append(
+            Verdict(
+                label,
+                score=round(row[best], 3),
+                best=names[best],
+                runner_up=names[second],
+                margin=round(gap, 3),
+                labels=chosen,
+            )
+        )
+    return verdicts
+
+
+def classify_embedded(
+    embed: Callable[[list[str]], Embedded],
+    items: Sequence[str],
+    labels: Sequence[LabelSpec],
+    *,
+    margin: float = MARGIN,
+    multi: bool = False,
+) -> tuple[list[Verdict], int]:
+    """Blocking: the verdicts and the tokens read. Run it in a worker thread."""
+    protos, label_tokens = prototypes(embed, labels)
+    embedded = embed(list(items))
+    similarity = embedded.vectors @ protos.T
+    return decide(similarity, labels, margin=margin, multi=multi), label_tokens + embedded.tokens
+
+
+# -- orchestration -------------------------------------------------------------------------------
+
+
+def local_candidates(dispatcher: Dispatcher, tool: str, provider: str = "") -> list[ProviderConfig]:
+    """The tool's chain, keeping only `local` trust unless `[local] allow_cloud` opts in."""
+    chain = dispatcher.candidates(Packet(tool=tool, task=tool, provider=provider or None))
+    if dispatcher.settings.local.allow_cloud:
+        return chain
+    local = [p for p in chain if p.trust == "local"]
+    if provider and not local:
+        raise InvalidRequest(
+            f"provider: {provider} is not local ({chain[0].trust}); local tools keep data on "
+            "this machine.",
+            hint="To allow it, set `[local] allow_cloud = true` in config.toml.",
+        )
+    return local
+
+
+async def classify(
+    dispatcher: Dispatcher,
+    items: Sequence[str],
+    labels: Sequence[LabelSpec],
+    *,
+    multi: bool = False,
+    provider: str = "",
+    progress: Progress | None = None,
+) -> Outcome:
+    """Classify with the first usable provider of the chain; each failure says why and moves on."""
+    reasons: list[str] = []
+    for candidate in local_candidates(dispatcher, TOOL, provider):
+        _, unavailable = await dispatcher.availability(candidate)
+        if unavailable:
+            reasons.append(unavailable)
+            continue
+        try:
+            if candidate.kind == "embedded":
+                return await _run_embedded(dispatcher, candidate, items, labels, multi)
+            return await _run_generative(dispatcher, candidate, items, labels, multi, progress)
+        except ProviderError as exc:
+            reasons.append(str(exc))
+        except NoProviderLeft as exc:
+            reasons.extend(exc.reasons)
+    if not reasons:
+        reasons.append("no local provider in the local_classify chain")
+    raise NoProviderLeft(TOOL, reasons)
+
+
+async def _run_embedded(
+    dispatcher: Dispatcher,
+    provider: ProviderConfig,
+    items: Sequence[str],
+    labels: Sequence[LabelSpec],
+    multi: bool,
+) -> Outcome:
+    from offload_mcp.backends.embedded import shared_model
+
+    model = shared_model(provider.keep_alive_s)
+    started = time.monotonic()
+    outcome = "error"
+    verdicts: list[Verdict] = []
+    tokens = 0
+    try:
+        verdicts, tokens = await anyio.to_thread.run_sync(
+            lambda: classify_embedded(model.embed, items, labels, multi=multi)
+        )
+        outcome = "ok"
+    except ProviderError as exc:
+        outcome = exc.kind
+        raise
+    finally:
+        latency_ms = (time.monotonic() - started) * 1000
+        with anyio.CancelScope(shield=True):
+            await dispatcher.ledger_call(
+                dispatcher.ledger.record,
+                CallRecord(
+                    ts=dispatcher.clock(),
+                    tool=TOOL,
+                    provider=provider.name,
+                    model=provider.model,
+                    outcome=outcome,
+                    input_tokens=tokens,
+                    latency_ms=latency_ms,
+                ),
+            )
+    return Outcome(verdicts, provider.name, provider.model, latency_ms, tokens)
+
+
+def _generative_contract(labels: Sequence[LabelSpec], multi: bool) -> OutputContract:
+    names = [label.name for label in labels]
+    if not multi:
+        return make_contract(labels=[*names, UNSURE])
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "labels": {"type": "array", "items": {"enum": names}, "minItems": 1},
+        },
+        "required": ["labels"],
+    }
+    return make_contract(schema=schema)
+
+
+def _generative_task(labels: Sequence[LabelSpec], multi: bool) -> str:
+    lines = ["Classify the input text. Labels:"]
+    for label in labels:
+        lines.append(f"- {label.name}" + (f": {label.description}" if label.description else ""))
+        lines.extend(f'  example: "{example}"' for example in label.examples)
+    if multi:
+        lines.append("Give every label that applies.")
+    else:
+        lines.append(f"Answer {UNSURE!r} when no label clearly fits.")
+    return "\n".join(lines)
+
+
+async def _run_generative(
+    dispatcher: Dispatcher,
+    provider: ProviderConfig,
+    items: Sequence[str],
+    labels: Sequence[LabelSpec],
+    multi: bool,
+    progress: Progress | None,
+) -> Outcome:
+    """One dispatch packet per item, forced to this provider, so quota and ledger apply."""
+    limits = dispatcher.settings.limits
+    base = Packet(
+        tool=TOOL,
+        task=_generative_task(labels, multi),
+        contract=_generative_contract(labels, multi),
+        max_output_tokens=128,
+        timeout_s=limits.timeout_s,
+        provider=provider.name,
+    )
+    verdicts: list[Verdict | None] = [None] * len(items)
+    usage = [0]
+    started = time.monotonic()
+    limiter = anyio.CapacityLimiter(GENERATIVE_CONCURRENCY)
+    model = [provider.model]
+
+    failed: list[ProviderError | NoProviderLeft] = []
+
+    async def one(index: int, scope: anyio.CancelScope) -> None:
+        try:
+            async with limiter:
+                result = await dispatcher.run(replace(base, text=items[index]))
+        except (ProviderError, NoProviderLeft) as exc:
+            failed.append(exc)  # the whole batch moves to the next provider
+            scope.cancel()
+            return
+        usage[0] += result.usage.total
+        model[0] = result.model
+        if multi:
+            chosen = tuple(result.data["labels"])
+            verdicts[index] = Verdict(chosen[0], labels=chosen)
+        else:
+            verdicts[index] = Verdict(result.text)
+        done = sum(v is not None for v in verdicts)
+        if progress is not None and done % 10 == 0:
+            await progress(f"{done}/{len(items)} classified by {provider.name}")
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(items)):
+            group.start_soon(one, index, group.cancel_scope)
+    if failed:
+        raise failed[0]
+    latency_ms = (time.monotonic() - started) * 1000
+    final = [v for v in verdicts if v is not None]
+    return Outcome(final, provider.name, model[0], latency_ms, usage[0])
+
+
+def counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """Items per label (multi-label: each label given counts), most common first."""
+    tally: dict[str, int] = {}
+    for verdict in verdicts:
+        for label in verdict.labels or (verdict.label,):
+            tally[label] = tally.get(label, 0) + 1
+    return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def write_results(path: Path, items: Sequence[str], verdicts: Sequence[Verdict]) -> None:
+    """JSONL, one line per item in order, for batches too big to hand back inline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for index, (item, verdict) in enumerate(zip(items, verdicts, strict=True), start=1):
+            row: dict[str, Any] = {"i": index, "label": verdict.label}
+            if verdict.score is not None:
+                row["score"] = verdict.score
+            if verdict.label == UNSURE:
+                row["between"] = [verdict.best, verdict.runner_up]
+            if verdict.labels:
+                row["labels"] = list(verdict.labels)
+            row["text"] = item[:200]
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+async def run_local(dispatcher: Dispatcher, packet: Packet, progress: Progress | None) -> Result:
+    """A generative local packet: each local provider of the chain in turn, never a cloud one
+    unless `[local] allow_cloud`; the embedded model is skipped (it cannot write)."""
+    reasons: list[str] = []
+    for candidate in local_candidates(dispatcher, packet.tool, packet.provider or ""):
+        if candidate.kind == "embedded":
+            continue
+        try:
+            return await dispatcher.run(replace(packet, provider=candidate.name), progress)
+        except NoProviderLeft as exc:
+            reasons.extend(exc.reasons)
+    lines = "\n".join(f"- {reason}" for reason in reasons) or "- the chain has no local model"
+    raise OffloadError(
+        f"{packet.tool} needs a generative local model and none answered:\n{lines}",
+        hint="Start Ollama (`ollama serve`, then `ollama pull qwen2.5:3b`), or run a local "
+        f"OpenAI-compatible server (llama.cpp, LM Studio) and list it in chains.{packet.tool}.",
+    )

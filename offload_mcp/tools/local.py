@@ -1,0 +1,165 @@
+"""The local lane's tools: classify, extract and summarise without data leaving the machine.
+
+`local_classify` works right after install (embedded model); `local_extract` and
+`local_summarize` need a generative local model (Ollama or a local OpenAI-compatible server).
+Batch-first: a file path costs Claude far fewer tokens than pasted items, and big results go to
+a file the answer names, with counts per label inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from offload_mcp import classify
+from offload_mcp.contract import make_contract
+from offload_mcp.errors import InvalidRequest
+from offload_mcp.packets import Packet, Result
+from offload_mcp.tools.common import progress_reporter, tool_errors
+from offload_mcp.tools.offload import footer
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from offload_mcp.server import AppState
+
+#: more items than this and the verdicts go to a file instead of the answer
+INLINE_MAX = 40
+
+CLASSIFY_DESCRIPTION = (
+    "Classify many short texts on this machine (no data leaves it, $0). "
+    "Give labels as name->description (much more accurate than bare names) and optionally "
+    "examples per label. Returns label and score per item in order, or `unsure`."
+)
+EXTRACT_DESCRIPTION = "Extract JSON matching `schema` from text or a file with a local model."
+SUMMARIZE_DESCRIPTION = "Summarise text or a file with a local model, within `words`."
+
+_LOCAL = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def register(server: MCPServer, state: AppState) -> None:
+    dispatcher = state.dispatcher
+    limits = state.settings.limits
+
+    @server.tool(description=CLASSIFY_DESCRIPTION, structured_output=False, annotations=_LOCAL)
+    async def local_classify(
+        labels: Annotated[
+            dict[str, str] | list[str], Field(description="Names, or name -> description.")
+        ],
+        ctx: Context,
+        items: Annotated[list[str], Field(description="Texts to classify.")] = [],  # noqa: B006
+        file: Annotated[str, Field(description="Or a file: one item per line, or JSONL.")] = "",
+        field: Annotated[str, Field(description="JSONL field holding the text.")] = "",
+        examples: Annotated[
+            dict[str, list[str]], Field(description="Label -> example texts.")
+        ] = {},  # noqa: B006
+        multi: Annotated[bool, Field(description="Allow several labels per item.")] = False,
+    ) -> str:
+        with tool_errors("local_classify"):
+            specs = classify.make_labels(labels, examples)
+            texts = await anyio.to_thread.run_sync(
+                classify.read_items, dispatcher, items, file, field
+            )
+            outcome = await classify.classify(
+                dispatcher, texts, specs, multi=multi, progress=progress_reporter(ctx)
+            )
+            if len(texts) <= INLINE_MAX:
+                body = "\n".join(_line(i, v) for i, v in enumerate(outcome.verdicts, start=1))
+            else:
+                path = state.paths.data_dir / "results" / _result_name(texts)
+                await anyio.to_thread.run_sync(
+                    classify.write_results, path, texts, outcome.verdicts
+                )
+                body = f"{len(texts)} items; one JSON line per item in {path}"
+        tally = ", ".join(f"{k} {n}" for k, n in classify.counts(outcome.verdicts).items())
+        took = f"{outcome.latency_ms / 1000:.2f} s"
+        return (
+            f"{body}\n\n[local_classify: {outcome.provider} ({outcome.model}), "
+            f"{len(texts)} items, {took}, $0; {tally}]"
+        )
+
+    @server.tool(description=EXTRACT_DESCRIPTION, structured_output=False, annotations=_LOCAL)
+    async def local_extract(
+        schema: Annotated[dict[str, Any], Field(description="JSON Schema of the result.")],
+        ctx: Context,
+        text: Annotated[str, Field(max_length=1_000_000)] = "",
+        file: str = "",
+        instructions: Annotated[str, Field(description="What to extract, if not obvious.")] = "",
+    ) -> str:
+        with tool_errors("local_extract"):
+            packet = Packet(
+                tool="local_extract",
+                task=instructions.strip() or "Extract the data the schema asks for.",
+                text=text,
+                files=_files(text, file),
+                contract=make_contract(schema=schema),
+                max_output_tokens=limits.max_output_tokens,
+                timeout_s=limits.timeout_s,
+            )
+            result = await classify.run_local(dispatcher, packet, progress_reporter(ctx))
+        return f"{result.text}\n\n{_footer(result)}"
+
+    @server.tool(description=SUMMARIZE_DESCRIPTION, structured_output=False, annotations=_LOCAL)
+    async def local_summarize(
+        ctx: Context,
+        text: Annotated[str, Field(max_length=1_000_000)] = "",
+        file: str = "",
+        words: Annotated[int, Field(ge=10, le=2000, description="Maximum length.")] = 150,
+        focus: Annotated[str, Field(description="What the summary should cover.")] = "",
+    ) -> str:
+        with tool_errors("local_summarize"):
+            focus_text = f" Focus on: {focus.strip()}." if focus.strip() else ""
+            packet = Packet(
+                tool="local_summarize",
+                task=f"Summarise the input in at most {words} words.{focus_text} "
+                "Keep facts, names and numbers exact; add nothing.",
+                text=text,
+                files=_files(text, file),
+                max_output_tokens=min(limits.max_output_tokens, words * 3 + 64),
+                timeout_s=limits.timeout_s,
+            )
+            result = await classify.run_local(dispatcher, packet, progress_reporter(ctx))
+        return f"{fit_words(result.text, words)}\n\n{_footer(result)}"
+
+
+def _files(text: str, file: str) -> tuple[str, ...]:
+    if bool(text) == bool(file.strip()):
+        raise InvalidRequest("give either text or file (one of them).")
+    return (file,) if file.strip() else ()
+
+
+def _footer(result: Result) -> str:
+    return footer(result).replace("[offload:", "[local:", 1)
+
+
+def _line(index: int, verdict: classify.Verdict) -> str:
+    if verdict.score is None:
+        return f"{index}. {'+'.join(verdict.labels) or verdict.label}"
+    if verdict.label == classify.UNSURE:
+        return f"{index}. unsure ({verdict.best} vs {verdict.runner_up})"
+    label = "+".join(verdict.labels) or verdict.label
+    return f"{index}. {label} {verdict.score:.2f}"
+
+
+def _result_name(texts: list[str]) -> str:
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:8]
+    return f"local_classify-{time.strftime('%Y%m%d-%H%M%S')}-{digest}.jsonl"
+
+
+def fit_words(text: str, words: int) -> str:
+    """Hold a summary to its length: cut at the last sentence end that fits, else at `words`."""
+    tokens = text.split()
+    if len(tokens) <= words:
+        return text.strip()
+    head = " ".join(tokens[:words])
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", head)]
+    if ends and ends[-1] > len(head) // 2:
+        return head[: ends[-1]]
+    return head.rstrip(",;:") + "…"
