@@ -138,7 +138,7 @@ class OllamaBackend:
             version = await client._client.get("/api/version", timeout=CONNECT_TIMEOUT_S)
             listed = await client.list()
         except (ConnectionError, httpx.TransportError):
-            return Health(False, "not running: " + START_HINT)
+            return Health(False, "not running: start it with `ollama serve`")
         except (ollama.ResponseError, ValueError) as exc:
             return Health(False, f"unexpected answer ({type(exc).__name__})")
         try:
