@@ -1,0 +1,157 @@
+"""Secrets assigned to a telling name: `.env`, YAML, JSON, code, INI, XML, Terraform, shell, chat.
+
+Most leaked passwords have no format of their own; the name they are assigned to
+(`DB_PASSWORD=`, `"client_secret":`, `<password>`) is the only tell. The key must name a
+secret (not describe one, as `token_url` or `password_hash` do) and the value must look like
+one: not a placeholder, reference, identifier, path or number.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon
+from offload_mcp.privacy.engine import Detector, compiled
+from offload_mcp.privacy.findings import Finding
+from offload_mcp.privacy.tables import words
+
+_KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
+_PATTERN = (
+    r"(?i)([a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*)"
+    r"(\"?'?\]?[ \t]*(?:=>|:=|==|=|:|->|>)\s*|\s+(?:is|was|are|=)\s+(?:set to\s+)?)"
+    r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`<>;,&(){}\[\]]+)"
+)
+_ATTRIBUTE = re.compile(
+    r"""(?i)(?:key|name)\s*=\s*["']([^"']{2,60})["']\s+value\s*=\s*["']([^"'\n]{1,400})["']"""
+)
+
+# Name segments that hold a secret on their own.
+_STRONG = words(
+    "password passwd pwd pass passphrase pw secret secrets token apikey apitoken credential "
+    "credentials creds bearer privatekey secretkey accesskey authtoken accesstoken refreshtoken "
+    "clientsecret salt"
+)
+# `key` and `auth` hold a secret only when qualified (`api_key`, not `primary_key`).
+_QUALIFIERS = words(
+    "api access secret private signing encryption master app account license client auth "
+    "service subscription consumer session webhook admin shared storage crypto cipher hmac "
+    "jwt tls ssl ssh aes root decryption deploy machine integration personal bot"
+)
+# Segments that describe a secret rather than hold it (`token_url`, `secret_name`, `max_tokens`).
+_DESCRIPTIVE = words(
+    "class type name names id ids url uri urls path paths file files dir env var vars field "
+    "fields header headers param params prefix format length len size count limit max min "
+    "timeout ttl expiry expires expiration expire endpoint provider method mode scope scopes "
+    "policy hash hashed hint label version kind source store manager service handler factory "
+    "enabled enable required encoding algorithm alg usage cache index regex pattern template "
+    "ref reference location arn rotation generator validator style rule page next cursor "
+    "continuation sync pagination public pub primary foreign sort partition idempotency "
+    "dedupe lookup object s3 bucket tokens tokenizer tokenize tokenized keys keyboard keyword "
+    "reset forgot confirm confirmation change changed policy strength input prompt placeholder "
+    "length column table schema file_path show visible toggle icon error message label "
+    "author authority authors authenticated authorize authorized authorization author_name "
+    "default example test mock fake dummy sample pairs pair words word budget estimate used "
+    "remaining stream streaming limit limits price cost span spans ranges key_id"
+)
+_SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_]\w*)*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_NOT_SECRET = re.compile(
+    r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|.*\(.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
+    r"|[a-z]+(?:[-_][a-z]+)*"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def names_secret(key: str, before: str = "") -> bool:
+    """Whether a key (and the word before it, for "api key is ...") names a secret."""
+    segments = [s.lower() for s in _SEGMENT.findall(key)]
+    if not segments or any(s in _DESCRIPTIVE for s in segments):
+        return False
+    if segments[-1] in _DESCRIPTIVE or (len(segments) > 1 and segments[0] in ("is", "has")):
+        return False
+    for index, segment in enumerate(segments):
+        if segment in _STRONG:
+            return True
+        if segment in ("key", "auth") and index > 0 and segments[index - 1] in _QUALIFIERS:
+            return True
+    return segments[0] in ("key", "auth") and before.lower() in _QUALIFIERS
+
+
+def looks_secret(value: str, strict: bool) -> bool:
+    """The value has the shape of a secret, not a placeholder, identifier, path or number."""
+    if len(value) < 6 or is_placeholder(value) or any(c.isspace() for c in value):
+        return False
+    if _NOT_SECRET.fullmatch(value) or _IDENTIFIER.fullmatch(value):
+        return False
+    # Paths (`/etc/ssl/key.pem`, `./secrets.json`) name a secret; base64 mixes all four classes.
+    if value[0] in "/~." and classes(value) <= 3 and "+" not in value:
+        return False
+    if value.isdigit():
+        return len(value) >= 8 and not strict and shannon(value) > 2.5
+    digit = any(c.isdigit() for c in value)
+    if strict:
+        return looks_random(value, 10, 3.0) and digit
+    # CamelCase and snake_case words (`SharedAccessKey`) are names, not random characters.
+    if not digit and sum(len(w) for w in _WORDS.findall(value)) > 0.6 * len(value):
+        return False
+    return classes(value) >= 2 and shannon(value) >= 2.0
+
+
+_TRAILING = ".,;:!?)]}"
+_WORDS = re.compile(r"[A-Z]?[a-z]{3,}")
+
+
+def _value_span(text: str, match: Any) -> tuple[int, int]:
+    """The span of the value inside its quotes, or of a bare value up to where it ends."""
+    start, end = match.span(3)
+    if text[start] in "\"'`":
+        return start + 1, end - 1
+    sep = text[match.start(2) : match.end(2)]
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    # `.env` and INI values run to the end of the line even through `;`, `,` or `&`.
+    if "=" in sep and end < line_end and not text[end:line_end].strip(" \t\r").count(" "):
+        end = len(text[:line_end].rstrip(" \t\r"))
+    elif not sep.strip() or sep.strip().lower() in ("is", "was", "are"):
+        while end > start and text[end - 1] in _TRAILING:
+            end -= 1
+    return start, end
+
+
+def _word_before(text: str, start: int) -> str:
+    head = text[max(0, start - 20) : start].rstrip()
+    return re.split(r"\W", head)[-1] if head else ""
+
+
+def _assignments(text: str, data: bytes) -> Iterator[Finding]:
+    """Keyword-anchored assignments whose key names a secret and whose value looks like one."""
+    pattern = compiled(_PATTERN)
+    position = 0
+    while (match := pattern.search(data, position)) is not None:
+        # A rejected candidate must not swallow the next one ("auth token: ...").
+        position = match.end(1)
+        key = text[match.start(1) : match.end(1)].strip("-.")
+        if match.start(1) > 0 and text[match.start(1) - 1] == "/":
+            continue  # a closing XML tag
+        bare = key.lower() in ("key", "auth")
+        if not names_secret(key, _word_before(text, match.start(1)) if bare else ""):
+            continue
+        start, end = _value_span(text, match)
+        value = text[start:end]
+        if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
+            continue
+        sep = text[match.start(2) : match.end(2)].strip().strip("\"'] ")
+        strict = sep in ("", ">") or sep.lower() in ("is", "was", "are")
+        strict = strict or key.lower() in ("key", "auth", "pw", "pass")
+        if looks_secret(value, strict):
+            position = end
+            yield Finding("secret_assignment", "secret", start, end, 0.8)
+    for match in _ATTRIBUTE.finditer(text):
+        if names_secret(match.group(1)) and looks_secret(match.group(2), False):
+            yield Finding("secret_assignment", "secret", match.start(2), match.end(2), 0.8)
+
+
+DETECTORS: list[Detector] = [Detector(r"(?i)" + _KEYWORDS, _assignments)]

@@ -1,0 +1,87 @@
+"""Structural checks shared by the detectors: entropy, placeholders, checksums, boundaries."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_TOKEN = _WORD | frozenset("-+/=.")
+
+# Values that stand for a secret without being one: references, templates, masks, docs.
+# Flagging them blocks useful work (a README, a config template) for nothing.
+_PLACEHOLDER = re.compile(
+    r"""(?ix)
+    ^(?:
+        \$\{?[\w.:-]+\}? | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*> | \[[^\[\]]*\]
+      | \*{3,}.* | .*\*{4,}.* | .*(?-i:123456789|abcdefgh|ABCDEFGH).*
+      | x{4,} | .*(?:xxxx|XXXX).* | •+ | \.{3,} | _+ | -+ | 0{6,}
+      | (?:os\.environ|os\.getenv|getenv|process\.env|env\(|ENV\[|System\.getenv|var\.|local\.|
+          data\.|module\.|secrets\.|vault:|ssm:|arn:aws:|!Ref|!Sub|\#\{|ref\+).*
+      | .*(?:redacted|example|sample|dummy|placeholder|changeme|change[-_]me|your[-_]|my[-_]?secret|
+           insert[-_]|replace[-_]?(?:me|with)|fake|mock|todo|fixme|notreal|not[-_]a[-_]real).*
+      | (?:none|null|nil|true|false|undefined|empty|string|str|bytes|int|secret|password|passwd|
+          token|test|testing|foo|bar|baz|qux|admin|root|user|guest|default|required|optional|
+          hunter2|letmein|abc123|123456|1234567|12345678|123456789|password1|password123)
+    )$
+    """
+)
+
+
+def shannon(value: str) -> float:
+    """Bits per character; random tokens score high, words and repeats low."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+def is_placeholder(value: str) -> bool:
+    """True for references, templates, masks and documentation stand-ins."""
+    return bool(_PLACEHOLDER.match(value.strip()))
+
+
+def classes(value: str) -> int:
+    """How many of lower, upper, digit and symbol the value mixes."""
+    lower = any(c.islower() for c in value)
+    upper = any(c.isupper() for c in value)
+    digit = any(c.isdigit() for c in value)
+    symbol = any(not c.isalnum() for c in value)
+    return lower + upper + digit + symbol
+
+
+def looks_random(value: str, min_len: int = 16, min_bits: float = 3.0) -> bool:
+    """Long enough, varied enough and not a placeholder: a token rather than a word."""
+    return (
+        len(value) >= min_len
+        and shannon(value) >= min_bits
+        and classes(value) >= 2
+        and not is_placeholder(value)
+    )
+
+
+def luhn(digits: str) -> bool:
+    """The payment-card checksum; random digit runs pass it only one time in ten."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def bounded(text: str, start: int, end: int, chars: frozenset[str] = _TOKEN) -> bool:
+    """The span is not a slice of a longer token (`AKIA...` inside a longer base64 run)."""
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return before not in chars and after not in chars
+
+
+def word_bounded(text: str, start: int, end: int) -> bool:
+    """Like `bounded`, but only letters, digits and `_` continue a token."""
+    return bounded(text, start, end, _WORD)

@@ -1,0 +1,171 @@
+"""Health data: identifiers tied to clinical content (notes, HL7 v2, FHIR, claims).
+
+A name is not health data; a name next to a diagnosis is. So names and dates are flagged only
+inside a clinical context, while record numbers announce themselves (`MRN:`). HL7 PID and
+FHIR Patient fields are flagged by position, since their layout says what they hold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from offload_mcp.privacy.checks import is_placeholder
+from offload_mcp.privacy.engine import Detector, compiled
+from offload_mcp.privacy.findings import Finding
+from offload_mcp.privacy.pii import DOB
+from offload_mcp.privacy.tables import words
+
+_CLINICAL = (
+    r"(?i)\b(?:patient|pt\.|diagnos\w*|discharg\w*|admi(?:tted|ssion)|chief complaint|hpi|"
+    r"history of present illness|assessment|prognosis|icd-?10|cpt|medication|prescri\w*|"
+    r"allerg\w*|vitals|blood pressure|symptoms?|treatment|physician|clinic|hospital|"
+    r"surgery|lab results|hba1c|diabetes|hypertension|cancer|oncology|hiv|depression|"
+    r"pregnan\w*|claim|insured|member id|mrn|medical record|encounter|mg (?:po|iv|daily|bid)|"
+    r"dx|rx|copay|npi|ehr|emr)\b"
+)
+_WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
+_NAME = (
+    rf"{_WORD}(?: (?:[A-Z]\.|{_WORD})){{1,3}}|{_WORD}, {_WORD}(?: [A-Z]\.?)?"
+    r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?|[A-Z]{2,} [A-Z]{2,}\b"
+)
+_LABELLED = (
+    r"\b(?i:patient(?: full)?(?: name)?|pt(?:\.|\b)(?: name)?|name|member(?: name)?|"
+    r"subscriber(?: name)?|insured(?: name)?|beneficiary|resident|client|guarantor|"
+    r"next of kin|emergency contact)\s*[:\-]\s*(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? )?(" + _NAME + ")"
+)
+_NARRATIVE = (
+    rf"\b(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? ({_WORD}(?: {_WORD})?)"
+    rf"|({_WORD} {_WORD}),? (?:is |was )?an? \d{{1,3}}[- ]?(?:year|yo\b|y/o|y\.o\.)"
+    rf"|(?i:patient|pt\.?) ({_WORD} {_WORD}))"
+)
+_MRN = (
+    r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
+    r"account (?:no\.?|number|#)|acct ?#?|member id|subscriber id|policy (?:no\.?|number|#)|"
+    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)\s*[:#=]?\s*#?\s*"
+    r"([A-Z0-9][A-Z0-9-]{4,19})\b"
+)
+_DOB = re.compile(DOB[4:], re.I)
+_NOT_NAMES = words("The This That Patient Name Date Unknown None Doe Test Sample")
+
+
+def _names(text: str, data: bytes) -> Iterator[Finding]:
+    found: set[str] = set()
+    for match in compiled(_LABELLED).finditer(data):
+        name = text[match.start(1) : match.end(1)].rstrip(",. ")
+        if name.split()[0] not in _NOT_NAMES and not is_placeholder(name):
+            found.add(name)
+            yield Finding("patient_name", "phi", match.start(1), match.start(1) + len(name), 0.8)
+    for match in compiled(_NARRATIVE).finditer(data):
+        group = next(g for g in (1, 2, 3) if match.start(g) >= 0)
+        name = text[match.start(group) : match.end(group)]
+        if name.split()[0] not in _NOT_NAMES:
+            found.add(name)
+            yield Finding("patient_name", "phi", match.start(group), match.end(group), 0.7)
+    # The same name elsewhere in the record is the same patient.
+    for name in found:
+        position = text.find(name)
+        while position >= 0:
+            yield Finding("patient_name", "phi", position, position + len(name), 0.7)
+            position = text.find(name, position + len(name))
+
+
+def _clinical(text: str, data: bytes) -> Iterator[Finding]:
+    """Names and dates of birth inside notes, summaries and claims; record numbers anywhere."""
+    for match in compiled(_MRN).finditer(data):
+        if sum(c.isdigit() for c in text[match.start(1) : match.end(1)]) >= 4:
+            yield Finding("medical_record_number", "phi", match.start(1), match.end(1), 0.85)
+    if len({m.lower() for m in compiled(_CLINICAL).findall(data)}) < 2:
+        return
+    yield from _names(text, data)
+    for match in _DOB.finditer(text):
+        yield Finding("date_of_birth", "phi", match.start(1), match.end(1), 0.85)
+
+
+# segment -> {field number: kind}; HL7 v2.x field positions for people and their identifiers.
+_HL7_FIELDS: dict[str, dict[int, str]] = {
+    "PID": {
+        2: "mrn",
+        3: "mrn",
+        4: "mrn",
+        5: "patient_name",
+        6: "patient_name",
+        7: "date_of_birth",
+        9: "patient_name",
+        11: "address",
+        13: "phone",
+        14: "phone",
+        18: "account_number",
+        19: "ssn",
+        20: "drivers_license",
+    },
+    "NK1": {2: "patient_name", 4: "address", 5: "phone", 6: "phone"},
+    "GT1": {2: "mrn", 3: "patient_name", 5: "address", 6: "phone", 8: "date_of_birth", 12: "ssn"},
+    "IN1": {16: "patient_name", 18: "date_of_birth", 19: "address", 36: "policy_number", 49: "mrn"},
+    "MRG": {1: "mrn", 7: "patient_name"},
+}
+# HL7 ends segments with `\r`, which `^` in multiline mode does not see.
+_SEGMENT = re.compile(r"(?:^|[\r\n])[ \t]*(PID|NK1|GT1|IN1|MRG)\|[^\r\n]*")
+
+
+def _hl7(text: str, data: bytes) -> Iterator[Finding]:
+    """HL7 v2 segments that name, date and locate the patient, flagged by field position."""
+    for segment in _SEGMENT.finditer(text):
+        wanted = _HL7_FIELDS[segment.group(1)]
+        position = segment.start(1)
+        for number, field in enumerate(
+            segment.group()[segment.start(1) - segment.start() :].split("|")
+        ):
+            kind = wanted.get(number)
+            value = field.strip("^~ ")
+            if kind and value and not set(value) <= set("^~&\\"):
+                start = position + field.index(value[0])
+                yield Finding(kind, "phi", start, start + len(value), 0.9)
+            position += len(field) + 1
+
+
+_FHIR = re.compile(
+    r"\"(?:family|birthDate|postalCode|deceasedDateTime)\"\s*:\s*\"([^\"]+)\""
+    r"|\"(?:given|line|prefix)\"\s*:\s*\[([^\]]*)\]"
+    r"|\"name\"\s*:\s*\[\s*\{[^\]]*?\"text\"\s*:\s*\"([^\"]+)\""
+    r"|\"(?:subject|patient|beneficiary|subscriber|policyHolder)\"\s*:\s*\{[^}]*?"
+    r"\"display\"\s*:\s*\"([^\"]+)\""
+)
+_FHIR_KINDS = {
+    "birthDate": "date_of_birth",
+    "deceasedDateTime": "date_of_birth",
+    "line": "address",
+    "postalCode": "address",
+}
+_FHIR_LIST = re.compile(r"\"([^\"]+)\"")
+_FHIR_ARRAYS = re.compile(r"\"(?:identifier|telecom)\"\s*:\s*\[")
+_FHIR_VALUE = re.compile(r"\"value\"\s*:\s*\"([^\"]+)\"")
+
+
+def _fhir(text: str, data: bytes) -> Iterator[Finding]:
+    """FHIR resources: names, birth dates, identifiers, contacts and addresses of people."""
+    for match in _FHIR.finditer(text):
+        key = match.group()[1 : match.group().index('"', 1)]
+        kind = _FHIR_KINDS.get(key, "patient_name")
+        if match.group(2) is not None:
+            for item in _FHIR_LIST.finditer(match.group(2)):
+                start = match.start(2) + item.start(1)
+                yield Finding(kind, "phi", start, start + len(item.group(1)), 0.85)
+            continue
+        group = next(g for g in (1, 3, 4) if match.group(g) is not None)
+        yield Finding(kind, "phi", match.start(group), match.end(group), 0.85)
+    for array in _FHIR_ARRAYS.finditer(text):
+        end = text.find("]", array.end())
+        end = len(text) if end < 0 else end
+        for value in _FHIR_VALUE.finditer(text, array.end(), end):
+            yield Finding("identifier", "phi", value.start(1), value.end(1), 0.85)
+
+
+DETECTORS: list[Detector] = [
+    Detector(
+        r"(?i)patient|diagnos|discharg|admission|mrn|medical record|member id|claim|clinic",
+        _clinical,
+    ),
+    Detector(r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|", _hl7),
+    Detector(r"\"resourceType\"\s*:", _fhir),
+]

@@ -1,0 +1,204 @@
+"""Personal data with a checkable shape: e-mail, phones, SSN, cards, IBAN, public IPs, addresses.
+
+Each check stops a value that identifies or reaches a person from reaching a provider that
+may keep it; each exclusion (example domains, 555 numbers, test cards, reserved ranges)
+keeps documentation and test fixtures flowing.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+
+from offload_mcp.privacy.checks import luhn
+from offload_mcp.privacy.engine import Detector, Rule
+from offload_mcp.privacy.tables import (
+    EXAMPLE_DOMAIN,
+    IBAN_LENGTHS,
+    NON_PERSONAL_MAILBOXES,
+    TEST_CARDS,
+    TEST_IBANS,
+    words,
+)
+from offload_mcp.privacy.tabular import tabular_findings
+
+_FILE_TLDS = words("png jpg jpeg gif svg webp js ts py css map json lock txt md html")
+
+
+def _email_context(text: str, start: int, end: int) -> bool:
+    # `user:pass@host` and `ssh://deploy@host` are credentials or hosts, not mailboxes.
+    before = text[start - 1] if start else " "
+    return before not in "/:" or text[max(0, start - 7) : start] == "mailto:"
+
+
+def _email(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    domain = domain.lower()
+    if EXAMPLE_DOMAIN.search(domain) or domain.rsplit(".", 1)[-1] in _FILE_TLDS:
+        return False
+    return local.lower() not in NON_PERSONAL_MAILBOXES
+
+
+def _us_phone(value: str) -> bool:
+    digits = re.sub(r"\D", "", value.split("x")[0].split("ext")[0])
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    if len(digits) != 10:
+        return False
+    area, exchange = digits[:3], digits[3:6]
+    # NANP: neither part starts with 0 or 1; N11 codes are services; 555 is fiction's exchange.
+    if area[0] in "01" or exchange[0] in "01" or area[1:] == "11" or exchange == "555":
+        return False
+    return area != "555" and len(set(digits)) > 2
+
+
+@functools.lru_cache(maxsize=1024)
+def _intl_phone(value: str) -> bool:
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value.replace("(0)", ""), None)
+    except phonenumbers.NumberParseException:
+        return False
+    national = str(number.national_number)
+    if number.country_code == 1:
+        return _us_phone(value)
+    # Ofcom's drama ranges are the UK's 555.
+    if number.country_code == 44 and national.startswith(("2079460", "1632960", "7700900")):
+        return False
+    return phonenumbers.is_possible_number(number) and len(set(national)) > 2
+
+
+def _ssn(value: str) -> bool:
+    digits = re.sub(r"\D", "", value)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    # The Woolworth wallet card and the textbook example are famous non-people.
+    return digits not in ("078051120", "123456789", "219099999")
+
+
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35")
+
+
+def _card(value: str) -> bool:
+    digits = re.sub(r"\D", "", value)
+    if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or not luhn(digits):
+        return False
+    if digits in TEST_CARDS or len(set(digits)) < 4 or "00000" in digits:
+        return False
+    separators = set(re.sub(r"\d", "", value))
+    return len(separators) <= 1
+
+
+def _iban(value: str) -> bool:
+    compact = value.replace(" ", "")
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or compact in TEST_IBANS:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _ipv4(value: str) -> bool:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return address.is_global and not value.startswith(("0.", "1.0.", "1.1.", "1.2.", "2.0."))
+
+
+def _ipv6(value: str) -> bool:
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return address.is_global and value.count(":") >= 3
+
+
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|"
+    r"Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Loop|Alley|Crescent|"
+    r"Close|Row|Plaza|Run|Path|Pike|Point|Ridge|Heights|Way)\.?"
+)
+_DATE = (
+    r"(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|"
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}|"
+    r"\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?,? \d{4})"
+)
+DOB = (
+    r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?|birthday|"
+    r"geburtsdatum|fecha de nacimiento)[\"']?\s*[:=,]?\s*[\"']?(" + _DATE + r")"
+)
+
+RULES: list[Rule] = [
+    Rule(
+        "email",
+        "pii",
+        r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
+        _email,
+        trigger=r"[A-Za-z0-9]@[A-Za-z0-9-]+\.",
+        bound=False,
+        context=_email_context,
+    ),
+    Rule(
+        "phone",
+        "pii",
+        r"(?:\+?1[ .-]?|001[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+        r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
+        _us_phone,
+        trigger=r"\d{3}[ .-]\d{4}",
+    ),
+    Rule(
+        "phone",
+        "pii",
+        r"(?:\+|00)[1-9]\d{0,2}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}",
+        _intl_phone,
+        trigger=r"(?:\+|00)[1-9]\d{0,2}[ .-]?[(\d]",
+    ),
+    Rule(
+        "ssn",
+        "pii",
+        r"\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}",
+        _ssn,
+        trigger=r"\d{3}[- ]\d{2}[- ]\d{4}",
+    ),
+    Rule(
+        "payment_card",
+        "pii",
+        r"\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{4,5}",
+        _card,
+        trigger=r"\d{4}[ -]?\d{4}[ -]?\d{4}|\d{4}[ -]?\d{6}",
+    ),
+    Rule(
+        "iban",
+        "pii",
+        r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
+        _iban,
+        trigger=r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+    ),
+    Rule("ip_address", "pii", r"(?:\d{1,3}\.){3}\d{1,3}", _ipv4, confidence=0.7),
+    Rule(
+        "ip_address",
+        "pii",
+        r"[23][0-9a-fA-F]{3}(?::[0-9a-fA-F]{0,4}){2,7}",
+        _ipv6,
+        confidence=0.7,
+        trigger=r"[23][0-9a-fA-F]{3}:[0-9a-fA-F]{0,4}:",
+    ),
+    Rule(
+        "street_address",
+        "pii",
+        r"\d{1,6}[A-Z]? (?:[NSEW]\.? )?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))(?: [A-Z][a-z]+){0,3} "
+        + _STREET
+        + r"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|#|Fl|Floor)\.? ?[A-Za-z0-9-]+)?"
+        r"(?:,? [A-Z][a-z]+(?: [A-Z][a-z]+){0,2},? (?:[A-Z]{2}|[A-Z][a-z]+) \d{5}(?:-\d{4})?)?",
+        confidence=0.8,
+        trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
+    ),
+    Rule("date_of_birth", "pii", DOB, group=1, confidence=0.85),
+]
+
+DETECTORS: list[Detector] = [
+    Detector(r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card", tabular_findings),
+]

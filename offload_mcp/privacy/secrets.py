@@ -1,0 +1,225 @@
+"""Credentials in their vendors' formats: prefixes, lengths and structure the formats carry.
+
+Every rule here stops one leak: the named credential, pasted into a packet, reaching a
+provider that logs prompts. Keyword-anchored assignments live in `assignments.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from offload_mcp.privacy import assignments
+from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon
+from offload_mcp.privacy.engine import Detector, Rule, compiled
+from offload_mcp.privacy.findings import Finding
+
+# Published in vendors' docs and tutorials; flagging them blocks documentation work.
+DOCUMENTED = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi"
+        "aWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    }
+)
+
+
+def _token(value: str) -> bool:
+    """Not a documented example and random enough to be a real credential."""
+    return value not in DOCUMENTED and looks_random(value, min_len=12, min_bits=2.5)
+
+
+def _aws_id(value: str) -> bool:
+    return value not in DOCUMENTED and not value.endswith("EXAMPLE") and shannon(value) > 2.5
+
+
+def _openai(value: str) -> bool:
+    # `sk-` also starts kebab-case words; real keys carry digits and capitals.
+    tail = value.split("-")[-1]
+    return _token(value) and any(c.isdigit() for c in value) and len(tail) >= 8
+
+
+def _url_password(value: str) -> bool:
+    userinfo = value.split("://", 1)[1].rsplit("@", 1)[0]
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    return bool(password) and not is_placeholder(password) and len(password) >= 3
+
+
+def _header_value(value: str) -> bool:
+    return _token(value) and any(c.isdigit() for c in value)
+
+
+def _rule(kind: str, pattern: str, check: object = _token, **kw: object) -> Rule:
+    return Rule(kind, "secret", pattern, check, **kw)  # type: ignore[arg-type]
+
+
+RULES: list[Rule] = [
+    # Cloud: a leaked AWS key pair or Google key is billed and abused within minutes.
+    _rule(
+        "aws_access_key_id",
+        r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z0-9]{16}",
+        _aws_id,
+    ),
+    _rule("google_api_key", r"AIza[0-9A-Za-z_-]{35}"),
+    _rule("google_oauth_secret", r"GOCSPX-[A-Za-z0-9_-]{20,}"),
+    _rule("google_oauth_token", r"ya29\.[A-Za-z0-9_-]{20,}"),
+    _rule("google_refresh_token", r"1//0[A-Za-z0-9_-]{30,}", bound=False),
+    _rule("azure_client_secret", r"[A-Za-z0-9_~.-]{3}[78]Q~[A-Za-z0-9_~.-]{31,34}"),
+    _rule("azure_sas_signature", r"[?&;]sig=([A-Za-z0-9%+/=]{20,})", group=1, bound=False),
+    _rule("digitalocean_token", r"do[opr]_v1_[a-f0-9]{64}"),
+    # Source forges and registries: push access to code and packages (supply chain).
+    _rule("github_token", r"gh[pousr]_[A-Za-z0-9]{30,255}"),
+    _rule("github_fine_grained_token", r"github_pat_[A-Za-z0-9_]{40,255}"),
+    _rule(
+        "gitlab_token", r"gl(?:pat|dt|ptt|rt|soat|cbt|oas|ft|imt|agent|ffct|wt)-[A-Za-z0-9_.-]{20,}"
+    ),
+    _rule("gitlab_runner_token", r"GR1348941[A-Za-z0-9_-]{20,}"),
+    _rule("npm_token", r"npm_[A-Za-z0-9]{36}"),
+    _rule("pypi_token", r"pypi-[A-Za-z0-9_-]{50,}"),
+    _rule("atlassian_token", r"ATATT3[A-Za-z0-9_=-]{100,}"),
+    # Chat and messaging: bot and webhook tokens let anyone post as the team or read it.
+    _rule("slack_token", r"xox[abposrce]-[A-Za-z0-9-]{10,}"),
+    _rule("slack_app_token", r"xapp-\d-[A-Za-z0-9-]{10,}"),
+    _rule(
+        "slack_webhook",
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,}",
+    ),
+    _rule(
+        "discord_webhook",
+        r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",
+    ),
+    _rule(
+        "discord_bot_token", r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
+    ),
+    _rule("telegram_bot_token", r"\d{8,10}:[A-Za-z0-9_-]{35}", bound=False),
+    _rule("twilio_api_key", r"SK[0-9a-fA-F]{32}"),
+    _rule("twilio_account_sid", r"AC[0-9a-f]{32}", confidence=0.6),
+    _rule("sendgrid_key", r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,50}"),
+    _rule("mailgun_key", r"key-[0-9a-f]{32}"),
+    _rule("mailchimp_key", r"[0-9a-f]{32}-us\d{1,2}"),
+    # Payments: live keys move money; webhook secrets forge payment events.
+    _rule("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"),
+    _rule("stripe_webhook_secret", r"whsec_[A-Za-z0-9+/=]{20,}"),
+    _rule("square_token", r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,60}"),
+    _rule("shopify_token", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    # AI providers: the very keys this project handles; a leak runs up someone's bill.
+    _rule("anthropic_key", r"sk-ant-[A-Za-z0-9_-]{20,}"),
+    _rule("openai_key", r"sk-[A-Za-z0-9][A-Za-z0-9_-]{19,}", _openai, confidence=0.85),
+    _rule("huggingface_token", r"(?:hf|api_org)_[A-Za-z0-9]{30,40}"),
+    _rule("groq_key", r"gsk_[A-Za-z0-9]{40,}"),
+    _rule("xai_key", r"xai-[A-Za-z0-9]{40,}"),
+    _rule("replicate_token", r"r8_[A-Za-z0-9]{30,}"),
+    _rule("perplexity_key", r"pplx-[A-Za-z0-9]{40,}"),
+    # Ops: secret stores and observability tokens open everything else.
+    _rule("vault_token", r"hv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    _rule("doppler_token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"),
+    _rule("databricks_token", r"dapi[a-f0-9]{32}"),
+    _rule("postman_key", r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}"),
+    _rule("newrelic_key", r"NRAK-[A-Z0-9]{27}"),
+    _rule("grafana_token", r"(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}=*)"),
+    _rule("sentry_token", r"sntry[su]_[A-Za-z0-9+/=_]{40,}"),
+    _rule("tailscale_key", r"tskey-[a-z]+-[A-Za-z0-9-]{20,}"),
+    _rule("age_secret_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
+    # Bearer tokens: whoever holds one is the user until it expires.
+    _rule("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # Passwords in DSNs and URL user-info: the commonest way a DB password leaks into a log.
+    _rule(
+        "url_password",
+        r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@'\"<>]+:[^\s@/'\"<>]+@[^\s'\"<>`]+",
+        _url_password,
+        trigger=r"://[^\s:/@]+:[^\s@/]+@",
+    ),
+    # Credential headers in curl lines, HTTP logs and client code.
+    _rule(
+        "auth_header",
+        r"(?i)(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?:bearer|basic|token|digest|bot|"
+        r"apikey|api-key|sso-key|key|otoken|negotiate)\s+)?([A-Za-z0-9._~+/=:-]{12,})",
+        _header_value,
+        group=1,
+    ),
+    _rule(
+        "api_key_header",
+        r"(?i)(?:x-api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-goog-api-key|"
+        r"ocp-apim-subscription-key|x-functions-key|x-apikey)[\"']?\s*[:=,]\s*[\"']?"
+        r"([A-Za-z0-9._~+/=-]{12,})",
+        _header_value,
+        group=1,
+    ),
+    _rule(
+        "session_cookie",
+        r"(?i)(?:set-)?cookie[\"']?\s*:\s*[\"']?[A-Za-z0-9_.-]*(?:sess|sid|auth|token)[A-Za-z0-9_.-]*"
+        r"=([A-Za-z0-9%._~+/=-]{16,})",
+        _token,
+        group=1,
+    ),
+    _rule(
+        "cli_password",
+        r"(?:\s-u|--user|--password|--pass|-p)[\s=]['\"]?(?:[^\s:'\"]+:)?([^\s'\"]{6,})",
+        lambda v: not is_placeholder(v) and any(c.isdigit() for c in v) and shannon(v) > 2.3,
+        group=1,
+        confidence=0.7,
+    ),
+]
+
+_PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----")
+# A truncated block still leaks key material: cover the base64 that follows.
+_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s-]|\\[nr])*")
+_PUTTY = re.compile(r"PuTTY-User-Key-File-\d: .*?Private-MAC: [0-9a-fA-F]+", re.S)
+
+
+def _private_keys(text: str, data: bytes) -> Iterator[Finding]:
+    """PEM, OpenSSH and PGP private key blocks, encrypted or not, raw or JSON-escaped."""
+    for begin in _PEM_BEGIN.finditer(text):
+        end_marker = f"-----END {begin.group(1)}-----"
+        end = text.find(end_marker, begin.end())
+        if end >= 0:
+            stop = end + len(end_marker)
+        else:
+            body = _PEM_BODY.match(text, begin.end())
+            stop = body.end() if body else begin.end()
+            if sum(c.isalnum() for c in text[begin.end() : stop]) < 40:
+                continue  # a mention of the header, not key material
+        yield Finding("private_key", "secret", begin.start(), stop, 0.99)
+    for match in _PUTTY.finditer(text):
+        yield Finding("private_key", "secret", match.start(), match.end(), 0.99)
+
+
+_AZURE = (
+    r"(?:(?:DefaultEndpointsProtocol|BlobEndpoint|QueueEndpoint|TableEndpoint|FileEndpoint|"
+    r"AccountName|Endpoint|SharedAccessKeyName|EntityPath)=[^;\s\"'<>]*;)*"
+    r"(?:AccountKey|SharedAccessKey|SharedAccessSignature)=[A-Za-z0-9+/=%&.:-]{16,}"
+    r"(?:;[A-Za-z]+=[^;\s\"'<>]*)*;?"
+)
+
+
+def _azure(text: str, data: bytes) -> Iterator[Finding]:
+    """Azure storage and Service Bus connection strings: the account key is full access."""
+    for match in compiled(_AZURE).finditer(data):
+        yield Finding("azure_connection_string", "secret", match.start(), match.end(), 0.95)
+
+
+_AWS_ID = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{16}")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
+def _aws_secret_near_id(text: str, data: bytes) -> Iterator[Finding]:
+    """A 40-character secret key next to its access key id (CSV exports, credentials files)."""
+    for key_id in _AWS_ID.finditer(text):
+        window = text[key_id.end() : key_id.end() + 300]
+        for match in _AWS_SECRET.finditer(window):
+            value = match.group()
+            if value not in DOCUMENTED and looks_random(value, 40, 4.0) and classes(value) >= 3:
+                start = key_id.end() + match.start()
+                yield Finding("aws_secret_access_key", "secret", start, start + 40, 0.9)
+                break
+
+
+DETECTORS: list[Detector] = [
+    Detector(r"PRIVATE KEY|PuTTY-User-Key-File", _private_keys),
+    Detector(r"AccountKey=|SharedAccessKey=|SharedAccessSignature=", _azure),
+    Detector(r"(?:AKIA|ASIA)[A-Z0-9]{16}", _aws_secret_near_id),
+    *assignments.DETECTORS,
+]

@@ -1,0 +1,97 @@
+"""Decoded views of a text: JSON-escaped and URL-encoded values, with spans mapped back.
+
+A key inside a JSON string (`"-----BEGIN PRIVATE KEY-----\\nMII..."`) or a query string
+(`p%40ss`) does not match its raw pattern; scanning the decoded view finds it, and the
+offset map turns the view's span into the span of the escaped text, so redaction replaces
+exactly the bytes that would have been sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import unquote
+
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
+_URL_ESCAPE = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
+
+
+@dataclass(frozen=True)
+class View:
+    """A decoded text and, per decoded escape character, where it came from."""
+
+    text: str
+    view_starts: list[int]
+    original_starts: list[int]
+    original_ends: list[int]
+    parent: View | None = None
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that decodes to `text[start:end]`."""
+        first, last = self._char(start)[0], self._char(max(end - 1, start))[1]
+        if self.parent is not None:
+            return self.parent.original(first, last)
+        return first, last
+
+    def _char(self, position: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self.view_starts, position) - 1
+        if index < 0:
+            return position, position + 1
+        if self.view_starts[index] == position:
+            return self.original_starts[index], self.original_ends[index]
+        base = self.original_ends[index] + position - self.view_starts[index] - 1
+        return base, base + 1
+
+
+def _build(text: str, pattern: re.Pattern[str], decode: object) -> View | None:
+    pieces: list[str] = []
+    view_starts: list[int] = []
+    original_starts: list[int] = []
+    original_ends: list[int] = []
+    last = 0
+    length = 0
+    for match in pattern.finditer(text):
+        pieces.append(text[last : match.start()])
+        length += match.start() - last
+        decoded = decode(match.group())  # type: ignore[operator]
+        # Each decoded character maps to its own escape; a multi-char escape run is split.
+        width = (match.end() - match.start()) / max(len(decoded), 1)
+        for offset in range(len(decoded)):
+            view_starts.append(length + offset)
+            original_starts.append(match.start() + round(offset * width))
+            original_ends.append(match.start() + round((offset + 1) * width))
+        pieces.append(decoded)
+        length += len(decoded)
+        last = match.end()
+    if not view_starts:
+        return None
+    pieces.append(text[last:])
+    return View("".join(pieces), view_starts, original_starts, original_ends)
+
+
+def _json_unescape(escape: str) -> str:
+    if escape[1] == "u":
+        return json.loads(f'"{escape}"')  # type: ignore[no-any-return]
+    return _SIMPLE[escape[1]]
+
+
+def views(text: str) -> list[View]:
+    """The decoded views worth scanning (none for text without escapes)."""
+    found: list[View] = []
+    if "\\" in text:
+        view = _build(text, _JSON_ESCAPE, _json_unescape)
+        if view is not None:
+            found.append(view)
+            # JSON inside a JSON string: one more level of escaping.
+            if "\\" in view.text:
+                inner = _build(view.text, _JSON_ESCAPE, _json_unescape)
+                if inner is not None:
+                    found.append(replace(inner, parent=view))
+    if "%" in text:
+        view = _build(text, _URL_ESCAPE, lambda s: unquote(s, errors="replace"))
+        if view is not None:
+            found.append(view)
+    return found

@@ -1,0 +1,169 @@
+# ruff: noqa: E501
+"""Table tests for the detectors: each row a value in a container, or a hard negative."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from offload_mcp.privacy import scan
+
+# (container with {v}, value, category); values are random strings in real formats.
+POSITIVES = [
+    ("aws_access_key_id = {v}", "AKIAZ3MQ7LB2XK4R9T2Q", "secret"),
+    ("export GITHUB_TOKEN={v}", "ghp_" + "x7Kq9ZrT2mVbN4pL8sWc1yHd5jFa3gEu6oRi", "secret"),
+    (
+        "token: {v}",
+        "github_pat_11AQZRT7Y0"
+        + "aZ9xQ2rT5vB8nM1kL4jH7g_"
+        + "Qw3eR6tY9uI2oP5aS8dF1gH4jK7lZ0xC3vB6nM9qW2eR5tY8uI1oP4aS7dF0gH3jK6lZ9xC2v",
+        "secret",
+    ),
+    ("gitlab: {v}", "glpat-" + "Xy7Zq2Rt9Vb4Nm1Kl8Jh", "secret"),
+    ('SLACK_BOT = "{v}"', "xoxb-2345678901-3456789012345-" + "AbCdEfGhIjKlMnOpQrStUvWx", "secret"),
+    (
+        "hook {v} done",
+        "https://hooks.slack.com/services/T01AB2CD3EF/B04GH5IJ6KL/" + "q8RsT9uVwX0yZa1Bc2De3Fg4",
+        "secret",
+    ),
+    ("stripe.api_key = '{v}'", "sk_live_" + "51HxQ2eLkT9vZ8rB4nM7yW3pA6sD", "secret"),
+    ("secret: {v}", "whsec_" + "Q2w3E4r5T6y7U8i9O0pAsDfGhJkL", "secret"),
+    (
+        "OPENAI_API_KEY={v}",
+        "sk-proj-" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2qS5tV8w",
+        "secret",
+    ),
+    (
+        "client = Anthropic(api_key='{v}')",
+        "sk-ant-api03-"
+        + "Xq9ZrT2mVbN4pL8sWc1yHd5jFa3gEu6oRiK7lM0nB2vC4xZ6aS8dF0gH2jK4lQ6wE8rT0yU2iO4pA6sD8fG0hJ2kL4zX6cV8bN0mQ-AA",
+        "secret",
+    ),
+    ("key={v}&q=x", "AIza" + "SyD4x9ZqT2rV8bN1mK5lJ7hG3fD6sA0pQ2w", "secret"),
+    (
+        "SENDGRID={v}",
+        "SG." + "aB3dE6gH9jK2mN5pQ8sT1v" + "." + "W4yZ7bC0eF3hJ6kM9nP2qS5tV8wX1zA4cD7fG0iJ3lO",
+        "secret",
+    ),
+    (
+        "//registry.npmjs.org/:_authToken={v}",
+        "npm_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+        "secret",
+    ),
+    (
+        "password = {v}",
+        "pypi-AgEIcHlwaS5vcmc" + "CJDk4NzY1NDMyLWFiY2QtNDEyMy04NTY3LTg5MGFiY2RlZjAxMgACKlsz",
+        "secret",
+    ),
+    ("HF_TOKEN={v}", "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ8q2w7e5r", "secret"),
+    (
+        "bot.run('{v}')",
+        "MTA4NzY1NDMyMTA5ODc2NTQz" + ".GhT5xZ." + "q8RsT9uVwX0yZa1Bc2De3Fg4Hi5Jk6LmNo7",
+        "secret",
+    ),
+    (
+        "https://api.telegram.org/bot{v}/getMe",
+        "7394028517:" + "AAHq8RsT9uVwX0yZa1Bc2De3Fg4Hi5Jk6Lm",
+        "secret",
+    ),
+    (
+        "Authorization: Bearer {v}",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw",
+        "secret",
+    ),
+    ("DATABASE_URL={v}", "postgres://app:Zq8%21rT2vLm@db.internal:5432/app", "secret"),
+    ("curl -H 'X-API-Key: {v}' https://x", "k7Zq2Rt9Vb4Nm1Kl8Jh3Gf6Ds", "secret"),
+    ('{{"db_password": "{v}"}}', "Xk9#mP2$vLq7", "secret"),
+    ("<password>{v}</password>", "Hy6!tR3@pW9z", "secret"),
+    ('resource "x" {{\n  master_password = "{v}"\n}}', "Tf4$gH7*jK2q", "secret"),
+    ("my password is {v} btw", "Qm3@vN8#xZ1r", "secret"),
+    (
+        "AccountKey in: {v}",
+        "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey="
+        + "q8RsT9uVwX0yZa1Bc2De3Fg4Hi5Jk6LmNo7Pq8Rs9Tu0Vw1Xy2Za3Bc4De5Fg6Hi7Jk8Lm9No0Pq1Rs2Tu3Vw4==;EndpointSuffix=core.windows.net",
+        "secret",
+    ),
+    (
+        "key:\n{v}\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBaXm7Ll3Q0vEpbQhzZ9mQ2rT5vB8nM1kL4jH7gF0dS3aAAAAJgAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+        "secret",
+    ),
+    ("contact {v} today", "maria.gonzalez84@gmail.com", "pii"),
+    ("call {v}", "(415) 867-5309", "pii"),
+    ("tel: {v}", "+44 7911 123456", "pii"),
+    ("SSN {v}", "536-22-8812", "pii"),
+    ("card {v} exp", "4539 1488 0343 6467", "pii"),
+    ("IBAN: {v}", "DE75512108001245126199", "pii"),
+    ("client ip {v} -", "81.2.69.142", "pii"),
+    ("ship to {v}", "742 Evergreen Terrace, Springfield, IL 62704", "pii"),
+    ("dob: {v}", "1984-03-12", "pii"),
+    ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
+    ("MRN: {v} admitted", "00482913", "phi"),
+    ("MSH|^~\\&|EPIC|HOSP\rPID|1||{v}^^^HOSP^MR||DOE^JANE", "48213377", "phi"),
+]
+
+NEGATIVES = [
+    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "password = ${DB_PASSWORD}",
+    "api_key = os.environ['OPENAI_API_KEY']",
+    'token: "<API_KEY>"',
+    "password: ****",
+    "secret: [REDACTED]",
+    "card 4242 4242 4242 4242",
+    "commit 3f9a1c2e8b7d6f5a4c3b2a1908f7e6d5c4b3a291",
+    'integrity "sha512-Zx8kP2mQ7vR9tL4bN6cY1wE3uI5oA0sD2fG4hJ6kL8zX0cV2bN4mQ6wE8rT0yU2iO4pA6sD8fG0hJ2kL4zX6cV8b=="',
+    "image@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "id 123e4567-e89b-12d3-a456-426614174000",
+    "server 10.0.0.12 and 192.168.1.20 and 203.0.113.9",
+    "mail jane@example.com",
+    "call 555-0142 or (212) 555-0199",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
+    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n-----END CERTIFICATE-----",
+    "token_url = 'https://oauth2.googleapis.com/token'",
+    "max_tokens = 4096",
+    "password_hash = bcrypt.hash(password)",
+    "def get_token(self) -> str:\n    return self._token",
+    'img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="',
+    "version 1.2.3.4 released",
+    'headers = {"Authorization": f"Bearer {token}"}',
+]
+
+
+@pytest.mark.parametrize(("container", "value", "category"), POSITIVES)
+def test_finds_whole_value(container: str, value: str, category: str) -> None:
+    text = container.format(v=value)
+    start = text.index(value)
+    end = start + len(value)
+    found = [f for f in scan(text) if f.category == category]
+    assert any(f.start <= start and f.end >= end for f in found), (text, found)
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_hard_negatives_are_clean(text: str) -> None:
+    assert scan(text) == []
+
+
+def test_json_escaped_view_maps_back() -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+    text = json.dumps({"type": "service_account", "private_key": key})
+    escaped = json.dumps(key)[1:-1]
+    start = text.index(escaped)
+    found = scan(text)
+    assert any(f.start <= start and f.end >= start + len(escaped) - 2 for f in found)
+
+
+def test_url_encoded_view_maps_back() -> None:
+    email = "maria.gonzalez84@gmail.com"
+    text = "GET /signup?email=" + quote(email, safe="") + "&x=1"
+    start = text.index("maria")
+    end = text.index("&x")
+    assert any(f.kind == "email" and f.start == start and f.end == end for f in scan(text))
+
+
+def test_non_ascii_offsets_are_characters() -> None:
+    text = "naïve café → key: ghp_" + "x7Kq9ZrT2mVbN4pL8sWc1yHd5jFa3gEu6oRi"
+    (finding,) = scan(text)
+    assert text[finding.start : finding.end].startswith("ghp_")
