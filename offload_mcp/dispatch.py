@@ -38,7 +38,7 @@ from offload_mcp.errors import (
 )
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
-from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal
+from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal, WouldBlock
 from offload_mcp.packets import (
     Completion,
     CompletionRequest,
@@ -279,7 +279,10 @@ class Dispatcher:
     async def ledger_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a ledger operation off the event loop; a broken ledger becomes a clear error."""
         try:
-            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+            try:
+                return self.ledger.without_waiting(fn, *args, **kwargs)
+            except WouldBlock:
+                return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
         except sqlite3.Error as exc:
             log.error("ledger operation failed: %s", exc)
             raise OffloadError(

@@ -19,15 +19,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from offload_mcp.config import CapLimit, Window
 from offload_mcp.windows import ROLLING
+
+T = TypeVar("T")
 
 #: how long a write waits for another process's transaction before giving up
 LOCK_WAIT_S = 30.0
 #: outcomes where the provider did not serve the request, so it does not count against caps
 NOT_SERVED = frozenset({"down", "rate_limited", "auth", "forbidden", "cooling"})
+
+
+class WouldBlock(Exception):
+    """A write would have to wait for a lock (raised only inside `Ledger.without_waiting`)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class Ledger:
         self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -139,16 +146,39 @@ class Ledger:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the database lock up front (waits, never fails fast)."""
-        with self._lock:
+        """A write transaction that takes the database lock up front.
+
+        It waits for other threads and processes, except inside `without_waiting`, where it
+        raises `WouldBlock` instead (before anything is written).
+        """
+        waiting = not getattr(self._local, "without_waiting", False)
+        if not waiting and self._conn is None:
+            raise WouldBlock  # the first use opens and migrates the database, which may wait
+        if not self._lock.acquire(blocking=waiting):
+            raise WouldBlock
+        try:
             db = self._db()
-            _begin(db)
+            _begin(db, wait=waiting)
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        finally:
+            self._lock.release()
+
+    def without_waiting(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a write operation now if no lock stands in the way, else raise `WouldBlock`.
+
+        Lets the event loop do a ~0.2 ms write itself instead of paying a thread hop, and
+        hand it to a thread only when it would have to wait.
+        """
+        self._local.without_waiting = True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._local.without_waiting = False
 
     def reserve(
         self,
@@ -467,7 +497,7 @@ def _add_to_buckets(
         )
 
 
-def _begin(db: sqlite3.Connection) -> None:
+def _begin(db: sqlite3.Connection, *, wait: bool = True) -> None:
     """BEGIN IMMEDIATE, retried with short jittered sleeps while another process writes."""
     deadline = time.monotonic() + LOCK_WAIT_S
     pause = 0.0002
@@ -477,6 +507,8 @@ def _begin(db: sqlite3.Connection) -> None:
             return
         except sqlite3.OperationalError as exc:
             busy = "locked" in str(exc) or "busy" in str(exc)
+            if busy and not wait:
+                raise WouldBlock from None
             if not busy or time.monotonic() > deadline:
                 raise
         time.sleep(random.uniform(pause / 2, pause))

@@ -6,7 +6,15 @@ from sqlite_utils import Database
 
 from offload_mcp import migrations
 from offload_mcp.config import CapLimit
-from offload_mcp.ledger import Cached, CacheEntry, CallRecord, CapWindow, Ledger, Refusal
+from offload_mcp.ledger import (
+    Cached,
+    CacheEntry,
+    CallRecord,
+    CapWindow,
+    Ledger,
+    Refusal,
+    WouldBlock,
+)
 from offload_mcp.migrations import LedgerTooNew, migrate
 
 
@@ -282,3 +290,17 @@ def test_usage_groups(ledger: Ledger, clock: Clock):
     ]
     assert ledger.usage(0, ["day", "tool"])[0]["day"]
     assert ledger.totals_since(0)["a"].calls == 2, "cache hits are not provider calls"
+
+
+def test_without_waiting_raises_instead_of_waiting(ledger: Ledger, tmp_path: Path):
+    with pytest.raises(WouldBlock):  # not opened yet: opening migrates, which may wait
+        ledger.without_waiting(reserve, ledger)
+    assert isinstance(reserve(ledger), int)
+    assert isinstance(ledger.without_waiting(reserve, ledger), int)
+    other = sqlite3.connect(tmp_path / "sub" / "ledger.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    with pytest.raises(WouldBlock):
+        ledger.without_waiting(reserve, ledger)
+    other.execute("ROLLBACK")
+    other.close()
+    assert isinstance(ledger.without_waiting(reserve, ledger), int)
