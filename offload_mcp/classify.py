@@ -47,6 +47,8 @@ MIN_SCORE = 0.12
 #: multi-label: every label within this of the best one is also given
 MULTI_GAP = 0.06
 MAX_ITEMS = 20_000
+#: items per worker-thread hop of the embedded model (a few seconds of work at most)
+EMBED_CHUNK = 512
 MAX_LABELS = 50
 #: generative classifiers: items in flight at once (local servers mostly serve one at a time)
 GENERATIVE_CONCURRENCY = 2
@@ -250,7 +252,7 @@ async def classify(
             continue
         try:
             if candidate.kind == "embedded":
-                return await _run_embedded(dispatcher, candidate, items, labels, multi)
+                return await _run_embedded(dispatcher, candidate, items, labels, multi, progress)
             return await _run_generative(dispatcher, candidate, items, labels, multi, progress)
         except ProviderError as exc:
             reasons.append(str(exc))
@@ -267,7 +269,10 @@ async def _run_embedded(
     items: Sequence[str],
     labels: Sequence[LabelSpec],
     multi: bool,
+    progress: Progress | None,
 ) -> Outcome:
+    """In chunks, so a long batch reports progress (Claude Code's idle timeout) and can be
+    cancelled between chunks; one ledger row for the whole batch."""
     from offload_mcp.backends.embedded import shared_model
 
     model = shared_model(provider.keep_alive_s)
@@ -276,9 +281,14 @@ async def _run_embedded(
     verdicts: list[Verdict] = []
     tokens = 0
     try:
-        verdicts, tokens = await anyio.to_thread.run_sync(
-            lambda: classify_embedded(model.embed, items, labels, multi=multi)
-        )
+        protos, tokens = await anyio.to_thread.run_sync(prototypes, model.embed, labels)
+        for start in range(0, len(items), EMBED_CHUNK):
+            chunk = list(items[start : start + EMBED_CHUNK])
+            embedded = await anyio.to_thread.run_sync(model.embed, chunk)
+            verdicts += decide(embedded.vectors @ protos.T, labels, multi=multi)
+            tokens += embedded.tokens
+            if progress is not None and len(items) > EMBED_CHUNK:
+                await progress(f"{len(verdicts)}/{len(items)} classified")
         outcome = "ok"
     except ProviderError as exc:
         outcome = exc.kind

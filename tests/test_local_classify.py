@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from offload_mcp import classify as classify_module
 from offload_mcp.backends.embedded import EmbeddingModel
 from offload_mcp.classify import make_labels
-from offload_mcp.config import Paths
+from offload_mcp.config import Paths, build_settings
+from offload_mcp.dispatch import Dispatcher
 from offload_mcp.errors import InvalidRequest
 from offload_mcp.server import build_server
 from tests.fake_openai import FakeOpenAI
@@ -260,3 +262,22 @@ def test_server_start_imports_no_model_runtime():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_long_batches_run_in_chunks_with_progress(
+    paths: Paths, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(classify_module, "EMBED_CHUNK", 25)
+    dispatcher = Dispatcher.for_paths(build_settings({}), paths)
+    said: list[str] = []
+
+    async def progress(message: str) -> None:
+        said.append(message)
+
+    outcome = await classify_module.classify(
+        dispatcher, ITEMS * 20, make_labels(LABELS), progress=progress
+    )
+    await dispatcher.aclose()
+    assert said == ["25/60 classified", "50/60 classified", "60/60 classified"]
+    assert [v.label for v in outcome.verdicts[:3]] == ["billing", "bug", "account"]
+    assert len(rows(paths)) == 1
