@@ -207,6 +207,14 @@ def load_presets() -> dict[str, dict[str, Any]]:
     return tomllib.loads(text)
 
 
+class _FieldError(ValueError):
+    """A problem at a dotted place of the user's config, so the message can name its line."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(f"{'.'.join(loc)}: {message}")
+        self.loc = loc
+
+
 def _merge_preset(
     name: str, raw: dict[str, Any], presets: dict[str, dict[str, Any]], seen: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -216,10 +224,12 @@ def _merge_preset(
         base_name = name
     if base_name is None:
         return dict(raw)
+    if not isinstance(base_name, str):
+        raise ValueError("preset must be a string naming a built-in preset")
     if base_name in seen:
         raise ValueError(f"preset loop: {' -> '.join((*seen, base_name))}")
     if base_name not in presets:
-        raise ValueError(f"unknown preset {base_name!r}")
+        raise ValueError(f"unknown preset {base_name!r} (see 'offload-mcp config presets')")
     base = _merge_preset(base_name, presets[base_name], presets, (*seen, base_name))
     merged = {**base, **{k: v for k, v in raw.items() if k != "preset"}}
     merged.pop("abstract", None)
@@ -238,6 +248,9 @@ def _provider(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_SECTIONS = ("providers", "chains", "limits", "cache", "local")
+
+
 def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> Settings:
     """Merge the user's parsed TOML over the built-in presets and validate the result."""
     presets = load_presets()
@@ -246,21 +259,26 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
         for name, entry in presets.items()
         if not entry.get("abstract")
     }
+    unknown = sorted(user.keys() - set(_SECTIONS))
+    if unknown:
+        raise _FieldError((unknown[0],), f"unknown section (known: {', '.join(_SECTIONS)})")
     user_providers = user.get("providers", {})
     if not isinstance(user_providers, dict):
-        raise ValueError("[providers] must be a table")
+        raise _FieldError(("providers",), "must be a table")
     for name, entry in user_providers.items():
         if not isinstance(entry, dict):
-            raise ValueError(f"providers.{name} must be a table")
-        raw_providers[name] = _merge_preset(name, entry, presets)
-    chains = {**DEFAULT_CHAINS, **user.get("chains", {})}
-    unknown = user.keys() - {"providers", "chains", "limits", "cache", "local"}
-    if unknown:
-        raise ValueError(f"unknown section(s): {', '.join(sorted(unknown))}")
+            raise _FieldError(("providers", name), "must be a table")
+        try:
+            raw_providers[name] = _merge_preset(name, entry, presets)
+        except ValueError as exc:
+            raise _FieldError(("providers", name, "preset"), str(exc)) from None
+    user_chains = user.get("chains", {})
+    if not isinstance(user_chains, dict):
+        raise _FieldError(("chains",), "must be a table of tool = [provider, ...]")
     settings = Settings.model_validate(
         {
             "providers": {name: _provider(name, raw) for name, raw in raw_providers.items()},
-            "chains": chains,
+            "chains": {**DEFAULT_CHAINS, **user_chains},
             "limits": user.get("limits", {}),
             "cache": user.get("cache", {}),
             "local": user.get("local", {}),
@@ -270,7 +288,10 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
     for tool, names in settings.chains.items():
         for name in names:
             if name not in settings.providers:
-                raise ValueError(f"chains.{tool} names unknown provider {name!r}")
+                raise _FieldError(
+                    ("chains", tool),
+                    f"unknown provider {name!r} (see 'offload-mcp config presets')",
+                )
     return settings
 
 
@@ -286,43 +307,71 @@ def load_settings(paths: Paths | None = None) -> Settings:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: {_describe_toml_error(exc)}") from None
     try:
         return build_settings(user, source=str(path))
     except ValidationError as exc:
         raise ConfigError(_describe_validation(path, text, exc)) from None
+    except _FieldError as exc:
+        line = locate(text, list(exc.loc))
+        raise ConfigError(f"{path}: {f'line {line}: ' if line else ''}{exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _describe_toml_error(exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib says "Invalid value (at line 2, column 5)"; lead with the line like other errors."""
+    message = str(exc)
+    at = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if at is None:
+        return f"not valid TOML: {message}"
+    return f"line {at[1]}, column {at[2]}: not valid TOML: {message[: at.start()]}"
+
+
 def _describe_validation(path: Path, text: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
+    # A bad dict key (a cap window) is reported as `...caps.fortnight.[key]`; the key is enough.
+    loc = [str(part) for part in first["loc"] if part != "[key]"]
     line = locate(text, loc)
     where = f"line {line}: " if line else ""
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{path}: {where}{'.'.join(loc)}: {first['msg']}{more}"
 
 
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_LINE = re.compile(rf"\[\[?\s*({_DOTTED_KEY})\s*\]\]?\s*(?:#.*)?")
+_KEY_LINE = re.compile(rf"({_DOTTED_KEY})\s*=")
+
+
+def _key_parts(dotted: str) -> list[str]:
+    """`providers."my.box".caps` -> ["providers", "my.box", "caps"]."""
+    parts = re.findall(r""""([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+)""", dotted)
+    return [double or single or bare for double, single, bare in parts]
+
+
 def locate(text: str, loc: list[str]) -> int | None:
     """Best-effort line number of a dotted config field, for error messages.
 
-    tomllib keeps no positions, so walk the lines, tracking the current `[table]` header.
+    tomllib keeps no positions, so walk the lines, tracking the current `[table]` header. A key
+    line on the field's path wins; failing that, the deepest `[table]` header on it.
     """
     table: list[str] = []
-    best: int | None = None
+    best: tuple[int, int] | None = None  # (depth, line) of the deepest header on the path
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()
-        header = re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line)
+        header = _HEADER_LINE.fullmatch(line)
         if header:
-            table = [part.strip().strip('"') for part in header.group(1).split(".")]
-            if table == loc[: len(table)] and len(table) >= len(loc) - 1:
-                best = best or number
+            table = _key_parts(header.group(1))
+            if table == loc[: len(table)] and (best is None or len(table) > best[0]):
+                best = (len(table), number)
             continue
-        key = re.match(r'"?([A-Za-z0-9_\-]+)"?\s*=', line)
-        if key and [*table, key.group(1)] == loc[: len(table) + 1]:
-            return number
-    return best
+        key = _KEY_LINE.match(line)
+        if key:
+            path = [*table, *_key_parts(key.group(1))]
+            if path == loc[: len(path)]:
+                return number
+    return best[1] if best else None
 
 
 STARTER_CONFIG = """\

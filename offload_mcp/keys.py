@@ -72,7 +72,10 @@ class KeyStore:
         """Store a key; returns where it went ("the OS keyring" or the file path)."""
         self._cache.clear()
         if _keyring_set(name, value):
-            self._write_file({k: v for k, v in self._read_file().items() if k != name})
+            stored = self._read_file()
+            if name in stored:  # a stale file copy must not outlive the new key
+                del stored[name]
+                self._write_file(stored)
             return "the OS keyring"
         self._write_file({**self._read_file(), name: value})
         return str(self.file)
@@ -92,19 +95,33 @@ class KeyStore:
         return sorted(self._read_file())
 
     def _read_file(self) -> dict[str, str]:
+        data = self._parse_file()
+        if data is None:
+            log.warning("key file %s is unreadable; ignoring it", self.file)
+            return {}
+        # Anything but a non-empty string is not a key (json `null` must not become "None").
+        return {str(k): v for k, v in data.items() if isinstance(v, str) and v}
+
+    def _parse_file(self) -> dict[str, object] | None:
+        """The file's JSON object; {} when there is no file, None when it cannot be used."""
         try:
             data = json.loads(self.file.read_text("utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
-            log.warning("key file %s is unreadable; ignoring it", self.file)
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            return None
+        return data if isinstance(data, dict) else None
 
     def _write_file(self, data: dict[str, str]) -> None:
         if not data and not self.file.exists():
             return
         self.file.parent.mkdir(parents=True, exist_ok=True)
+        if self._parse_file() is None:
+            # Keep what someone may still repair rather than overwrite it.
+            aside = self.file.with_name(f"{self.file.name}.unreadable")
+            with contextlib.suppress(OSError):
+                os.replace(self.file, aside)
+                log.warning("moved the unreadable key file to %s", aside)
         # Write a 0600 temp file and rename it, so the key is never world-readable, even briefly.
         fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".keys-", suffix=".tmp")
         try:
