@@ -14,11 +14,9 @@ centring, label-facet maxima, self-training on confident items, lexical overlap,
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,7 +24,6 @@ import anyio
 from offload_mcp.config import ProviderConfig
 from offload_mcp.contract import make_contract
 from offload_mcp.errors import InvalidRequest, NoProviderLeft, OffloadError, ProviderError
-from offload_mcp.inputs import read_inputs
 from offload_mcp.ledger import CallRecord
 from offload_mcp.packets import OutputContract, Packet, Result
 
@@ -111,37 +108,6 @@ def make_labels(
         cleaned = tuple(e.strip() for e in given if e.strip())
         specs[name] = replace(specs[name], examples=cleaned)
     return list(specs.values())
-
-
-def read_items(dispatcher: Dispatcher, items: Sequence[str], file: str, field: str) -> list[str]:
-    """Items from the list, or from a file: one per line, or a JSONL field (inputs rules apply)."""
-    if items and file:
-        raise InvalidRequest("give either items or file, not both.")
-    if file:
-        found = read_inputs([file], dispatcher.settings.limits, dispatcher.cwd)[0]
-        lines = [line for line in found.text.splitlines() if line.strip()]
-        if field or file.endswith(".jsonl"):
-            result = [_jsonl_field(file, n, line, field or "text") for n, line in enumerate(lines)]
-        else:
-            result = lines
-    else:
-        result = list(items)
-    if not result:
-        raise InvalidRequest("items: nothing to classify.")
-    if len(result) > MAX_ITEMS:
-        raise InvalidRequest(f"items: {len(result)} items, over the {MAX_ITEMS} limit per call.")
-    return result
-
-
-def _jsonl_field(file: str, index: int, line: str, field: str) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        raise InvalidRequest(f"{file}: line {index + 1} is not JSON.") from None
-    value = record.get(field) if isinstance(record, dict) else None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{file}: line {index + 1} has no string field {field!r}.")
-    return value
 
 
 # -- the embedding method ------------------------------------------------------------------------
@@ -390,31 +356,6 @@ async def _run_generative(
     latency_ms = (time.monotonic() - started) * 1000
     final = [v for v in verdicts if v is not None]
     return Outcome(final, provider.name, model[0], latency_ms, usage[0])
-
-
-def counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
-    """Items per label (multi-label: each label given counts), most common first."""
-    tally: dict[str, int] = {}
-    for verdict in verdicts:
-        for label in verdict.labels or (verdict.label,):
-            tally[label] = tally.get(label, 0) + 1
-    return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def write_results(path: Path, items: Sequence[str], verdicts: Sequence[Verdict]) -> None:
-    """JSONL, one line per item in order, for batches too big to hand back inline."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for index, (item, verdict) in enumerate(zip(items, verdicts, strict=True), start=1):
-            row: dict[str, Any] = {"i": index, "label": verdict.label}
-            if verdict.score is not None:
-                row["score"] = verdict.score
-            if verdict.label == UNSURE:
-                row["between"] = [verdict.best, verdict.runner_up]
-            if verdict.labels:
-                row["labels"] = list(verdict.labels)
-            row["text"] = item[:200]
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 async def run_local(dispatcher: Dispatcher, packet: Packet, progress: Progress | None) -> Result:

@@ -9,8 +9,11 @@ a file the answer names, with counts per label inline.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -19,8 +22,10 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from offload_mcp import classify
+from offload_mcp.classify import MAX_ITEMS, UNSURE, Verdict
 from offload_mcp.contract import make_contract
 from offload_mcp.errors import InvalidRequest
+from offload_mcp.inputs import read_inputs
 from offload_mcp.packets import Packet, Result
 from offload_mcp.tools.common import progress_reporter, tool_errors
 from offload_mcp.tools.offload import footer
@@ -28,6 +33,7 @@ from offload_mcp.tools.offload import footer
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
+    from offload_mcp.dispatch import Dispatcher
     from offload_mcp.server import AppState
 
 #: more items than this and the verdicts go to a file instead of the answer
@@ -64,9 +70,7 @@ def register(server: MCPServer, state: AppState) -> None:
     ) -> str:
         with tool_errors("local_classify"):
             specs = classify.make_labels(labels, examples)
-            texts = await anyio.to_thread.run_sync(
-                classify.read_items, dispatcher, items, file, field
-            )
+            texts = await anyio.to_thread.run_sync(read_items, dispatcher, items, file, field)
             outcome = await classify.classify(
                 dispatcher, texts, specs, multi=multi, progress=progress_reporter(ctx)
             )
@@ -74,11 +78,9 @@ def register(server: MCPServer, state: AppState) -> None:
                 body = "\n".join(_line(i, v) for i, v in enumerate(outcome.verdicts, start=1))
             else:
                 path = state.paths.data_dir / "results" / _result_name(texts)
-                await anyio.to_thread.run_sync(
-                    classify.write_results, path, texts, outcome.verdicts
-                )
+                await anyio.to_thread.run_sync(write_results, path, texts, outcome.verdicts)
                 body = f"{len(texts)} items; one JSON line per item in {path}"
-        tally = ", ".join(f"{k} {n}" for k, n in classify.counts(outcome.verdicts).items())
+        tally = ", ".join(f"{k} {n}" for k, n in counts(outcome.verdicts).items())
         took = f"{outcome.latency_ms / 1000:.2f} s"
         return (
             f"{body}\n\n[local_classify: {outcome.provider} ({outcome.model}), "
@@ -139,10 +141,10 @@ def _footer(result: Result) -> str:
     return footer(result).replace("[offload:", "[local:", 1)
 
 
-def _line(index: int, verdict: classify.Verdict) -> str:
+def _line(index: int, verdict: Verdict) -> str:
     if verdict.score is None:
         return f"{index}. {'+'.join(verdict.labels) or verdict.label}"
-    if verdict.label == classify.UNSURE:
+    if verdict.label == UNSURE:
         return f"{index}. unsure ({verdict.best} vs {verdict.runner_up})"
     label = "+".join(verdict.labels) or verdict.label
     return f"{index}. {label} {verdict.score:.2f}"
@@ -163,3 +165,59 @@ def fit_words(text: str, words: int) -> str:
     if ends and ends[-1] > len(head) // 2:
         return head[: ends[-1]]
     return head.rstrip(",;:") + "…"
+
+
+def read_items(dispatcher: Dispatcher, items: Sequence[str], file: str, field: str) -> list[str]:
+    """Items from the list, or from a file: one per line, or a JSONL field (inputs rules apply)."""
+    if items and file:
+        raise InvalidRequest("give either items or file, not both.")
+    if file:
+        found = read_inputs([file], dispatcher.settings.limits, dispatcher.cwd)[0]
+        lines = [line for line in found.text.splitlines() if line.strip()]
+        if field or file.endswith(".jsonl"):
+            result = [_jsonl_field(file, n, line, field or "text") for n, line in enumerate(lines)]
+        else:
+            result = lines
+    else:
+        result = list(items)
+    if not result:
+        raise InvalidRequest("items: nothing to classify.")
+    if len(result) > MAX_ITEMS:
+        raise InvalidRequest(f"items: {len(result)} items, over the {MAX_ITEMS} limit per call.")
+    return result
+
+
+def _jsonl_field(file: str, index: int, line: str, field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise InvalidRequest(f"{file}: line {index + 1} is not JSON.") from None
+    value = record.get(field) if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{file}: line {index + 1} has no string field {field!r}.")
+    return value
+
+
+def counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """Items per label (multi-label: each label given counts), most common first."""
+    tally: dict[str, int] = {}
+    for verdict in verdicts:
+        for label in verdict.labels or (verdict.label,):
+            tally[label] = tally.get(label, 0) + 1
+    return dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def write_results(path: Path, items: Sequence[str], verdicts: Sequence[Verdict]) -> None:
+    """JSONL, one line per item in order, for batches too big to hand back inline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for index, (item, verdict) in enumerate(zip(items, verdicts, strict=True), start=1):
+            row: dict[str, Any] = {"i": index, "label": verdict.label}
+            if verdict.score is not None:
+                row["score"] = verdict.score
+            if verdict.label == UNSURE:
+                row["between"] = [verdict.best, verdict.runner_up]
+            if verdict.labels:
+                row["labels"] = list(verdict.labels)
+            row["text"] = item[:200]
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
