@@ -77,7 +77,31 @@ def names_secret(key: str, before: str = "") -> bool:
             return True
         if segment in ("key", "auth") and index > 0 and segments[index - 1] in _QUALIFIERS:
             return True
+    # `STRIPE_KEY`, `maps_key`: a vendor's key; the caller then wants a random-looking value.
+    if len(segments) > 1 and segments[-1] == "key":
+        return True
     return segments[0] in ("key", "auth") and before.lower() in _QUALIFIERS
+
+
+def _wordy(value: str) -> bool:
+    """Mostly pronounceable words: English runs are ~40% vowels, random letters ~20%."""
+    runs = _WORDS.findall(value)
+    letters = "".join(runs).lower()
+    if len(letters) <= 0.6 * len(value):
+        return False
+    vowels = sum(c in "aeiouy" for c in letters)
+    return vowels >= 0.28 * len(letters) and all(
+        any(c in "aeiouy" for c in r.lower()) for r in runs
+    )
+
+
+def _named(key: str) -> bool:
+    """The key names a secret outright (not just `<vendor>_key`)."""
+    segments = [s.lower() for s in _SEGMENT.findall(key)]
+    return any(
+        s in _STRONG or (s in ("key", "auth") and i > 0 and segments[i - 1] in _QUALIFIERS)
+        for i, s in enumerate(segments)
+    )
 
 
 def looks_secret(value: str, strict: bool) -> bool:
@@ -93,15 +117,15 @@ def looks_secret(value: str, strict: bool) -> bool:
         return len(value) >= 8 and not strict and shannon(value) > 2.5
     digit = any(c.isdigit() for c in value)
     if strict:
-        return looks_random(value, 10, 3.0) and digit
+        return looks_random(value, 10, 3.0) and (digit or classes(value) >= 3)
     # CamelCase and snake_case words (`SharedAccessKey`) are names, not random characters.
-    if not digit and sum(len(w) for w in _WORDS.findall(value)) > 0.6 * len(value):
+    if not digit and _wordy(value):
         return False
     return classes(value) >= 2 and shannon(value) >= 2.0
 
 
-_TRAILING = ".,;:!?)]}"
-_WORDS = re.compile(r"[A-Z]?[a-z]{3,}")
+_TRAILING = ".,;:)]}"
+_WORDS = re.compile(r"[A-Z]?[a-z]{2,}")
 
 
 def _value_span(text: str, match: Any) -> tuple[int, int]:
@@ -144,8 +168,8 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
             continue
         sep = text[match.start(2) : match.end(2)].strip().strip("\"'] ")
-        strict = sep in ("", ">") or sep.lower() in ("is", "was", "are")
-        strict = strict or key.lower() in ("key", "auth", "pw", "pass")
+        strict = sep == "" or sep.lower() in ("is", "was", "are")
+        strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
         if looks_secret(value, strict):
             position = end
             yield Finding("secret_assignment", "secret", start, end, 0.8)

@@ -58,7 +58,8 @@ class Engine:
         for pattern in triggers:
             self._set.Add(pattern.encode())
         self._set.Compile()
-        self._compiled: list[Any] = [compiled(r.pattern) for r in self.rules]
+        # Leftmost-longest: `+44 7734 671152` must not stop at `67115` because `\d{2,5}` is greedy.
+        self._compiled: list[Any] = [compiled(r.pattern, longest=True) for r in self.rules]
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding of every rule and detector, unmerged."""
@@ -90,12 +91,13 @@ class Engine:
 
 
 @functools.cache
-def compiled(pattern: str) -> Any:
-    """An RE2 pattern over bytes, compiled once."""
+def compiled(pattern: str, longest: bool = False) -> Any:
+    """An RE2 pattern over bytes, compiled once; `longest` prefers the longest match."""
     import re2
 
     options = re2.Options()
     options.max_mem = 64 << 20
+    options.longest_match = longest
     return re2.compile(pattern.encode(), options)
 
 

@@ -70,6 +70,13 @@ def _intl_phone(value: str) -> bool:
     return phonenumbers.is_possible_number(number) and len(set(national)) > 2
 
 
+def valid_phone(value: str) -> bool:
+    """A NANP number that is not fiction's, or an international number of possible length."""
+    if value.lstrip().startswith(("+", "00")):
+        return _intl_phone(value.strip())
+    return _us_phone(value)
+
+
 def _ssn(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
@@ -152,7 +159,7 @@ RULES: list[Rule] = [
     Rule(
         "phone",
         "pii",
-        r"(?:\+|00)[1-9]\d{0,2}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}",
+        r"(?:\+|00)[1-9]\d{0,2}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}",
         _intl_phone,
         trigger=r"(?:\+|00)[1-9]\d{0,2}[ .-]?[(\d]",
     ),

@@ -177,6 +177,9 @@ def _private_keys(text: str, data: bytes) -> Iterator[Finding]:
         end = text.find(end_marker, begin.end())
         if end >= 0:
             stop = end + len(end_marker)
+            # A JSON-escaped key (service-account files) ends with an escaped newline too.
+            if text.startswith("\\n", stop):
+                stop += 2
         else:
             body = _PEM_BODY.match(text, begin.end())
             stop = body.end() if body else begin.end()

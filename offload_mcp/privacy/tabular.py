@@ -54,7 +54,17 @@ def _finding(kind: str, start: int, end: int) -> Finding:
 
 
 def _cell_ok(value: str, shape: re.Pattern[str]) -> bool:
-    return bool(value) and not is_placeholder(value) and bool(shape.fullmatch(value))
+    if not value or is_placeholder(value) or not shape.fullmatch(value):
+        return False
+    return shape is not _DIGITS or _phone_or_card(value)
+
+
+def _phone_or_card(value: str) -> bool:
+    from offload_mcp.privacy.checks import luhn
+    from offload_mcp.privacy.pii import valid_phone
+
+    digits = re.sub(r"\D", "", value)
+    return valid_phone(value) or (len(digits) >= 13 and luhn(digits))
 
 
 def _csv(text: str, data: bytes) -> Iterator[Finding]:
@@ -103,7 +113,8 @@ def _fields(text: str, data: bytes) -> Iterator[Finding]:
     for match in compiled(_FIELD).finditer(data):
         kind = _COLUMNS.get(_normal(text[match.start(1) : match.end(1)]), ("phone", _DIGITS))[0]
         value = text[match.start(2) : match.end(2)]
-        if sum(c.isdigit() for c in value) >= 7:
+        shape = _COLUMNS.get(_normal(text[match.start(1) : match.end(1)]), ("", _DIGITS))[1]
+        if _cell_ok(value, shape):
             yield _finding(kind, match.start(2), match.end(2))
 
 
