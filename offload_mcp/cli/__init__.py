@@ -7,6 +7,7 @@ import click
 from offload_mcp import __version__
 from offload_mcp.cli.config import config
 from offload_mcp.cli.keys import keys
+from offload_mcp.cli.scan import scan
 from offload_mcp.cli.serve import serve
 from offload_mcp.cli.status import status
 from offload_mcp.cli.usage import usage
@@ -25,5 +26,5 @@ def cli() -> None:
     """
 
 
-for command in (serve, status, usage, config, keys):
+for command in (serve, status, usage, config, keys, scan):
     cli.add_command(command)
