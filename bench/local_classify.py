@@ -149,7 +149,7 @@ print(f"{took:.2f} s to the first vector (imports + session + tokenizer: {m.load
 """
 
 
-def run_ollama(model_name: str) -> None:
+def run_ollama(model_name: str, url: str) -> None:
     """Classify every set through Ollama's native API (needs a running server with the model)."""
     import anyio
 
@@ -160,7 +160,8 @@ def run_ollama(model_name: str) -> None:
     from offload_mcp.dispatch import render_messages
     from offload_mcp.packets import CompletionRequest, Packet
 
-    provider = build_settings({"providers": {"ollama": {"model": model_name}}}).providers["ollama"]
+    user = {"providers": {"ollama": {"model": model_name, "base_url": url}}}
+    provider = build_settings(user).providers["ollama"]
     backend = OllamaBackend(provider, None)
 
     async def main() -> None:
@@ -202,11 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ollama", default="", help="also measure this Ollama model")
+    parser.add_argument("--ollama-url", default="http://127.0.0.1:11434")
     args = parser.parse_args()
     run_quality(args.quick)
     run_speed(args.quick)
     if args.ollama:
-        run_ollama(args.ollama)
+        run_ollama(args.ollama, args.ollama_url)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def register(server: MCPServer, state: AppState) -> None:
         took = f"{outcome.latency_ms / 1000:.2f} s"
         return (
             f"{body}\n\n[local_classify: {outcome.provider} ({outcome.model}), "
-            f"{len(texts)} items, {took}, $0; {tally}]"
+            f"{len(texts)} item{'s' if len(texts) > 1 else ''}, {took}, $0; {tally}]"
         )
 
     @server.tool(description=EXTRACT_DESCRIPTION, structured_output=False, annotations=_LOCAL)
