@@ -23,6 +23,8 @@ from offload_mcp.errors import ConfigError
 Trust = Literal["local", "trusted", "untrusted"]
 Window = Literal["minute", "hour", "day", "week", "month", "5h"]
 StructuredOutput = Literal["json_schema", "json_object", "json_object_schema", "prompt"]
+PrivacyCategory = Literal["secret", "pii", "phi"]
+PrivacyAction = Literal["allow", "redact", "block"]
 
 HOME_ENV = "OFFLOAD_MCP_HOME"
 
@@ -106,6 +108,8 @@ class ProviderConfig(_Strict):
 
     name: str
     kind: Literal["openai_compat", "ollama", "embedded"] = "openai_compat"
+    #: per-category override of what the trust level allows (secret / pii / phi)
+    privacy: dict[PrivacyCategory, PrivacyAction] = {}
     base_url: str
     model: str
     trust: Trust
@@ -153,6 +157,13 @@ class Limits(_Strict):
     wait_s: float = Field(0.0, ge=0, le=86_400)
 
 
+class LedgerConfig(_Strict):
+    """What the ledger keeps beyond counts."""
+
+    #: keep each packet and answer with every sensitive value redacted (off: counts only)
+    log_content: bool = False
+
+
 class CacheConfig(_Strict):
     """Identical packets to the same provider and model are answered from the ledger."""
 
@@ -171,6 +182,7 @@ class Settings(_Strict):
     chains: dict[str, list[str]]
     limits: Limits = Limits()
     cache: CacheConfig = CacheConfig()
+    ledger: LedgerConfig = LedgerConfig()
     local: LocalConfig = LocalConfig()
     source: str = "built-in defaults"
 
@@ -248,7 +260,7 @@ def _provider(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_SECTIONS = ("providers", "chains", "limits", "cache", "local")
+_SECTIONS = ("providers", "chains", "limits", "cache", "ledger", "local")
 
 
 def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> Settings:
@@ -281,6 +293,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             "chains": {**DEFAULT_CHAINS, **user_chains},
             "limits": user.get("limits", {}),
             "cache": user.get("cache", {}),
+            "ledger": user.get("ledger", {}),
             "local": user.get("local", {}),
             "source": source,
         }

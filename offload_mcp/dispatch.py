@@ -13,13 +13,12 @@ import functools
 import hashlib
 import json
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
@@ -42,13 +41,15 @@ from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal, WouldBlock
 from offload_mcp.packets import (
     Completion,
     CompletionRequest,
-    InputFile,
     Message,
     Packet,
     Result,
     Usage,
 )
-from offload_mcp.templates import get_template
+from offload_mcp.render import packet_hash, render_messages
+
+if TYPE_CHECKING:
+    from offload_mcp.privacy import PacketScan, Screened
 from offload_mcp.windows import describe_wait
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ T = TypeVar("T")
 #: seconds on top of a request's own timeout before dispatch gives up on a backend itself
 TIMEOUT_GRACE_S = 5.0
 HEALTH_TTL_S = 60.0
+#: packets shorter than this are scanned on the event loop (well under a millisecond)
+INLINE_SCAN_CHARS = 16_384
 #: how often a waiting packet tells Claude Code it is still alive (resets its idle timeout)
 WAIT_PROGRESS_S = 15.0
 
@@ -113,25 +116,38 @@ class Dispatcher:
         messages = render_messages(packet, files)
         digest = packet_hash(packet, files)
         candidates = self.candidates(packet)
+        found = await scan_messages(messages)
         deadline = self.clock() + packet.wait_s
         while True:
             reasons: list[str] = []
             refusals: list[Refusal] = []
             result = await self._try_chain(
-                candidates, packet, messages, digest, progress, reasons, refusals
+                candidates, packet, _Sending(messages, found), digest, progress, reasons, refusals
             )
             if result is not None:
                 return result
             resets = [r.retry_at for r in refusals if r.retry_at is not None]
             if not resets or min(resets) > deadline:
-                raise NoProviderLeft(packet.tool, reasons)
+                raise NoProviderLeft(packet.tool, reasons, hint=self._privacy_hint(found))
             await self._wait_until(min(resets), progress)
+
+    def _privacy_hint(self, found: PacketScan) -> str:
+        """When the gate blocked someone: which configured providers could take the packet."""
+        if not found.counts():
+            return ""
+        allowed = [
+            p.name
+            for p in self.settings.providers.values()
+            if p.enabled and not found.screen(p.trust, _overrides(p)).blocked
+        ]
+        names = ", ".join(allowed[:8]) or "none"
+        return f"Providers whose trust level may see this packet: {names}."
 
     async def _try_chain(
         self,
         candidates: Sequence[ProviderConfig],
         packet: Packet,
-        messages: tuple[Message, ...],
+        sending: _Sending,
         digest: str,
         progress: Progress | None,
         reasons: list[str],
@@ -143,11 +159,19 @@ class Dispatcher:
             if unavailable:
                 reasons.append(unavailable)
                 continue
-            # Hook point: the privacy gate screens `messages` for this provider's trust level.
+            screened = sending.found.screen(provider.trust, _overrides(provider))
+            if screened.blocked:
+                reasons.append(f"{provider.name} ({provider.trust}): {screened.reason}.")
+                continue
             if progress is not None:
-                await progress(f"sending to {provider.name}")
+                redacted = sum(screened.redacted.values())
+                note = f" ({redacted} values redacted)" if redacted else ""
+                await progress(f"sending to {provider.name}{note}")
+            messages = sending.for_provider(screened)
             try:
-                return await self._attempt(provider, key, packet, messages, digest, failovers)
+                return await self._attempt(
+                    provider, key, packet, messages, screened, digest, failovers
+                )
             except _Refused as refused:
                 reasons.append(quota.describe(refused.refusal, self.clock()))
                 refusals.append(refused.refusal)
@@ -211,6 +235,7 @@ class Dispatcher:
         key: str | None,
         packet: Packet,
         messages: tuple[Message, ...],
+        screened: Screened,
         digest: str,
         failovers: int,
     ) -> Result:
@@ -222,17 +247,19 @@ class Dispatcher:
             json_schema=contract.request_schema(packet.contract),
         )
         use_cache = packet.cache and self.settings.cache.enabled
-        cache_key_for_put = _cache_key(digest, provider)
+        # The cache holds answers as the provider gave them (placeholders, not values), keyed
+        # by what the provider saw, so a hit is restored with this packet's own mapping.
+        cache_key_for_put = _cache_key(digest, provider, screened.summary())
         cache_key = cache_key_for_put if use_cache else None
         total_cost = 0.0
         retry = 0
         while True:
-            call = _Call(self, provider, packet.tool, digest, retry, failovers)
+            call = _Call(self, provider, packet.tool, digest, retry, failovers, screened)
             completion = await call.run(backend, request, cache_key)
             if isinstance(completion, Cached):
                 cache_key = None  # whatever happens next, the provider is asked
                 try:
-                    checked = contract.check(packet.contract, completion.answer)
+                    checked = _restored(packet, screened, completion.answer)
                 except ValueError:
                     continue  # stored under an older contract rule: ask the provider again
                 return Result(
@@ -249,7 +276,7 @@ class Dispatcher:
             cost = _cost(provider, completion)
             total_cost += cost
             try:
-                checked = contract.check(packet.contract, completion.text)
+                checked = _restored(packet, screened, completion.text)
             except ValueError as why:
                 await call.settle(completion, cost, "invalid_output")
                 if retry == 0:
@@ -259,11 +286,8 @@ class Dispatcher:
                 raise InvalidOutput(
                     provider.name, f"the answer failed the output contract twice ({why})."
                 ) from None
-            entry = None
-            if use_cache:
-                entry = CacheEntry(
-                    _cache_key(digest, provider), completion.text, self.settings.cache.ttl_s
-                )
+            ttl = self.settings.cache.ttl_s
+            entry = CacheEntry(cache_key_for_put, completion.text, ttl) if use_cache else None
             await call.settle(completion, cost, "ok", entry)
             return Result(
                 text=checked.text,
@@ -320,6 +344,7 @@ class _Call:
     digest: str
     retry: int
     failovers: int
+    screened: Screened
     reservation: int = 0
     latency_ms: float = 0.0
 
@@ -405,8 +430,18 @@ class _Call:
                 output_tokens=usage.output_tokens,
                 usd=cost,
                 latency_ms=self.latency_ms,
+                privacy=self.screened.summary(),
                 cache=cache,
+                content=self._content(completion),
             )
+
+    def _content(self, completion: Completion | None) -> str | None:
+        """The opt-in content log: packet and answer with every sensitive value redacted."""
+        if not self.dispatcher.settings.ledger.log_content:
+            return None
+        packet = "\n".join(self.screened.texts)
+        answer = completion.text if completion else ""
+        return json.dumps({"packet": redact_all(packet), "answer": redact_all(answer)})
 
     async def _cool_down(self, error: ProviderError) -> None:
         cooldown = quota.cooldown_for(error, self.dispatcher.clock())
@@ -417,8 +452,62 @@ class _Call:
                 )
 
 
-def _cache_key(digest: str, provider: ProviderConfig) -> str:
-    return hashlib.sha256(f"{digest}\0{provider.name}\0{provider.model}".encode()).hexdigest()
+def _overrides(provider: ProviderConfig) -> dict[str, str]:
+    return {str(category): str(action) for category, action in provider.privacy.items()}
+
+
+def _cache_key(digest: str, provider: ProviderConfig, privacy: str) -> str:
+    parts = (digest, provider.name, provider.model, privacy)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """The rendered messages and the one privacy scan of the user message they carry."""
+
+    messages: tuple[Message, ...]
+    found: PacketScan
+
+    def for_provider(self, screened: Screened) -> tuple[Message, ...]:
+        """The messages this provider may see: the user message as screened for its trust."""
+        if screened.texts == self.found.texts:
+            return self.messages
+        system, _ = self.messages
+        return (system, Message("user", screened.texts[0]))
+
+
+async def scan_messages(messages: tuple[Message, ...]) -> PacketScan:
+    """Scan the packet's user message (the system prompt is ours); big ones off the loop."""
+    from offload_mcp.privacy import scan_packet  # RE2 and the rule book: first use only
+
+    texts = [messages[1].content]
+    if len(texts[0]) < INLINE_SCAN_CHARS:
+        return scan_packet(texts)
+    return await anyio.to_thread.run_sync(scan_packet, texts)
+
+
+def redact_all(text: str) -> str:
+    """Every finding replaced by its placeholder, whatever the trust (for stored content)."""
+    from offload_mcp.privacy import screen
+
+    return screen([text], "untrusted", _REDACT_EVERYTHING).texts[0] if text else text
+
+
+_REDACT_EVERYTHING = {"secret": "redact", "pii": "redact", "phi": "redact"}
+
+
+def _restored(packet: Packet, screened: Screened, answer: str) -> contract.Checked:
+    """Check the answer as the provider gave it, then put the redacted values back.
+
+    Restoring after parsing keeps a value with quotes or backslashes from breaking JSON.
+    """
+    checked = contract.check(packet.contract, answer)
+    if screened.restore(answer) == answer:
+        return checked
+    data = screened.restore(checked.data)
+    if packet.contract.kind == "json":
+        return contract.Checked(json.dumps(data, ensure_ascii=False, separators=(",", ":")), data)
+    return contract.Checked(screened.restore(checked.text), data)
 
 
 def _cost(provider: ProviderConfig, completion: Completion) -> float:
@@ -436,39 +525,3 @@ def _retry_request(request: CompletionRequest, answer: str, why: str) -> Complet
         request,
         messages=(*request.messages, Message("assistant", answer), Message("user", correction)),
     )
-
-
-def render_messages(packet: Packet, files: Sequence[InputFile]) -> tuple[Message, ...]:
-    """The packet as chat messages: the shared system prompt, then the rendered template."""
-    sections: list[str] = []
-    if packet.text:
-        sections.append(f"\n## Input\n{_fenced(packet.text)}")
-    sections.extend(f"\n## File: {f.path}\n{_fenced(f.text)}" for f in files)
-    user = get_template(packet.template).render(
-        task=packet.task.strip(),
-        inputs="".join(sections),
-        output_rules=contract.output_rules(packet.contract),
-    )
-    system = get_template("system").render()
-    return (Message("system", system.strip()), Message("user", user.strip()))
-
-
-def _fenced(text: str) -> str:
-    """Fence input so it cannot be mistaken for instructions; longer fence if text has one."""
-    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=2)
-    fence = "`" * (longest + 1)
-    return f"{fence}\n{text.rstrip()}\n{fence}"
-
-
-def packet_hash(packet: Packet, files: Sequence[InputFile]) -> str:
-    """A stable digest of what the packet asks and carries; content itself is never stored."""
-    payload = {
-        "task": " ".join(packet.task.split()),
-        "text": packet.text,
-        "files": [[f.path, hashlib.sha256(f.text.encode()).hexdigest()] for f in files],
-        "contract": [packet.contract.kind, list(packet.contract.labels), packet.contract.schema],
-        "template": packet.template,
-        "max_output_tokens": packet.max_output_tokens,
-    }
-    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()[:32]

@@ -102,7 +102,7 @@ class InvalidOutput(ProviderError):
 class NoProviderLeft(OffloadError):
     """Every provider of the chain was skipped or failed; the message lists why, one per line."""
 
-    def __init__(self, tool: str, reasons: list[str]) -> None:
+    def __init__(self, tool: str, reasons: list[str], *, hint: str = "") -> None:
         lines = "\n".join(f"- {reason}" for reason in reasons) or "- the chain is empty"
-        super().__init__(f"No provider could run this {tool} packet:\n{lines}")
+        super().__init__(f"No provider could run this {tool} packet:\n{lines}", hint=hint)
         self.reasons = reasons

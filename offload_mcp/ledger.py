@@ -257,6 +257,7 @@ class Ledger:
         latency_ms: float = 0.0,
         privacy: str = "",
         cache: CacheEntry | None = None,
+        content: str | None = None,
     ) -> None:
         """Replace the estimate with what happened; a failed request keeps no tokens.
 
@@ -284,7 +285,7 @@ class Ledger:
                 """
                 UPDATE calls SET status = 'settled', expires_at = NULL, outcome = ?, model = ?,
                     input_tokens = ?, cached_tokens = ?, output_tokens = ?, usd = ?,
-                    latency_ms = ?, counted = ?, privacy = ?
+                    latency_ms = ?, counted = ?, privacy = ?, content = ?
                 WHERE id = ?
                 """,
                 [
@@ -297,6 +298,7 @@ class Ledger:
                     latency_ms,
                     counted,
                     privacy,
+                    content,
                     reservation,
                 ],
             )
