@@ -213,3 +213,31 @@ local_extract = ["llama-cpp-python"]
     assert not is_error, text
     assert text.startswith('{"name":"Ada","age":36}')
     assert local.requests[-1].body["response_format"] == {"type": "json_object", "schema": SCHEMA}
+
+
+async def test_classify_through_ollama_when_chained_first(
+    paths: Paths, project: Path, fake: FakeOllama
+):
+    paths.config_file.write_text(
+        f"""
+[providers.ollama]
+base_url = "{fake.url}"
+
+[chains]
+local_classify = ["ollama", "embedded"]
+"""
+    )
+    fake.reply('{"labels": ["billing", "bug"]}')
+    async with Client(build_server(paths=paths, cwd=project)) as client:
+        is_error, text = await call(
+            client,
+            "local_classify",
+            labels={"billing": "payments", "bug": "errors"},
+            items=["The pay button throws an error"],
+            multi=True,
+        )
+    assert not is_error, text
+    assert text.startswith("1. billing+bug\n") and "[local_classify: ollama (qwen2.5:3b)" in text
+    sent = fake.requests[-1].body
+    assert sent["format"]["properties"]["labels"]["items"] == {"enum": ["billing", "bug"]}
+    assert "- billing: payments" in sent["messages"][1]["content"]
