@@ -8,11 +8,12 @@ binding. Pure ASGI, no framework, so it wraps both the streamable-HTTP and SSE a
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from offload_mcp.config import is_loopback
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -21,16 +22,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def is_local_origin(origin: str) -> bool:
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https"):
-        return False
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return urlsplit(origin).scheme in ("http", "https") and is_loopback(origin)
 
 
 class HttpGuard:

@@ -13,6 +13,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from offload_mcp.config import Paths
+from tests.fake_openai import FakeOpenAI
 
 
 class MemoryKeyring(KeyringBackend):
@@ -96,3 +97,16 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def first() -> Iterator[FakeOpenAI]:
+    """A loopback OpenAI-compatible provider, the first of a two-provider chain."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def second() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +15,6 @@ from offload_mcp.server import build_server
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def first() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def second() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 def configure(paths: Paths, first: str, second: str, first_extra: str = "") -> None:
