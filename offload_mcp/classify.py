@@ -85,6 +85,8 @@ class Outcome:
     model: str
     latency_ms: float
     tokens: int
+    #: non-zero only when `[local] allow_cloud` let a paid provider classify
+    cost_usd: float = 0.0
 
 
 def make_labels(
@@ -322,7 +324,7 @@ async def _run_generative(
         provider=provider.name,
     )
     verdicts: list[Verdict | None] = [None] * len(items)
-    usage = [0]
+    usage, cost = [0], [0.0]
     started = time.monotonic()
     limiter = anyio.CapacityLimiter(GENERATIVE_CONCURRENCY)
     model = [provider.model]
@@ -338,6 +340,7 @@ async def _run_generative(
             scope.cancel()
             return
         usage[0] += result.usage.total
+        cost[0] += result.cost_usd
         model[0] = result.model
         if multi:
             chosen = tuple(result.data["labels"])
@@ -355,7 +358,7 @@ async def _run_generative(
         raise failed[0]
     latency_ms = (time.monotonic() - started) * 1000
     final = [v for v in verdicts if v is not None]
-    return Outcome(final, provider.name, model[0], latency_ms, usage[0])
+    return Outcome(final, provider.name, model[0], latency_ms, usage[0], cost[0])
 
 
 async def run_local(dispatcher: Dispatcher, packet: Packet, progress: Progress | None) -> Result:

@@ -82,9 +82,10 @@ def register(server: MCPServer, state: AppState) -> None:
                 body = f"{len(texts)} items; one JSON line per item in {path}"
         tally = ", ".join(f"{k} {n}" for k, n in counts(outcome.verdicts).items())
         took = f"{outcome.latency_ms / 1000:.2f} s"
+        cost = f"${outcome.cost_usd:.4f}" if outcome.cost_usd else "$0"
         return (
             f"{body}\n\n[local_classify: {outcome.provider} ({outcome.model}), "
-            f"{len(texts)} item{'s' if len(texts) > 1 else ''}, {took}, $0; {tally}]"
+            f"{len(texts)} item{'s' if len(texts) > 1 else ''}, {took}, {cost}; {tally}]"
         )
 
     @server.tool(description=EXTRACT_DESCRIPTION, structured_output=False, annotations=_LOCAL)
