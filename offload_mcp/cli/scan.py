@@ -17,7 +17,8 @@ _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "__pycache__", ".m
 def mask(value: str) -> str:
     """A preview that never shows the value: a few leading characters and the length."""
     keep = min(4, len(value) // 6)
-    return f"{value[:keep]}{'*' * 6} ({len(value)} chars)"
+    head = value[:keep].split("\n")[0].split("\\")[0]
+    return f"{head}{'*' * 6} ({len(value)} chars)"
 
 
 def _files(paths: tuple[str, ...]) -> Iterator[str]:

@@ -19,10 +19,11 @@ from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import words
 
 _KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
-_PATTERN = (
-    r"(?i)([a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*)"
+_KEY = r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*"
+# After a key that names a secret: a separator, then a quoted or bare value.
+_ASSIGN = re.compile(
     r"(\"?'?\]?[ \t]*(?:=>|:=|==|=|:|->|>)\s*|\s+(?:is|was|are|=)\s+(?:set to\s+)?)"
-    r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`<>;,&(){}\[\]]+)"
+    r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`<>;,&(){}\[\]\\]+)"
 )
 _ATTRIBUTE = re.compile(
     r"""(?i)(?:key|name)\s*=\s*["']([^"']{2,60})["']\s+value\s*=\s*["']([^"'\n]{1,400})["']"""
@@ -130,10 +131,10 @@ _WORDS = re.compile(r"[A-Z]?[a-z]{2,}")
 
 def _value_span(text: str, match: Any) -> tuple[int, int]:
     """The span of the value inside its quotes, or of a bare value up to where it ends."""
-    start, end = match.span(3)
+    start, end = match.span(2)
     if text[start] in "\"'`":
         return start + 1, end - 1
-    sep = text[match.start(2) : match.end(2)]
+    sep = match.group(1)
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
     # `.env` and INI values run to the end of the line even through `;`, `,` or `&`.
@@ -152,26 +153,27 @@ def _word_before(text: str, start: int) -> str:
 
 def _assignments(text: str, data: bytes) -> Iterator[Finding]:
     """Keyword-anchored assignments whose key names a secret and whose value looks like one."""
-    pattern = compiled(_PATTERN)
-    position = 0
-    while (match := pattern.search(data, position)) is not None:
-        # A rejected candidate must not swallow the next one ("auth token: ...").
-        position = match.end(1)
-        key = text[match.start(1) : match.end(1)].strip("-.")
-        if match.start(1) > 0 and text[match.start(1) - 1] == "/":
+    # Keys first (one RE2 pass, no values consumed, so "auth token: x" keeps both keys);
+    # the value is parsed only after a key that names a secret.
+    for key_match in compiled(_KEY).finditer(data):
+        key_start, key_end = key_match.span()
+        key = text[key_start:key_end].strip("-.")
+        if key_start > 0 and text[key_start - 1] == "/":
             continue  # a closing XML tag
         bare = key.lower() in ("key", "auth")
-        if not names_secret(key, _word_before(text, match.start(1)) if bare else ""):
+        if not names_secret(key, _word_before(text, key_start) if bare else ""):
+            continue
+        match = _ASSIGN.match(text, key_end)
+        if match is None:
             continue
         start, end = _value_span(text, match)
         value = text[start:end]
         if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
             continue
-        sep = text[match.start(2) : match.end(2)].strip().strip("\"'] ")
+        sep = match.group(1).strip().strip("\"'] ")
         strict = sep == "" or sep.lower() in ("is", "was", "are")
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
         if looks_secret(value, strict):
-            position = end
             yield Finding("secret_assignment", "secret", start, end, 0.8)
     for match in _ATTRIBUTE.finditer(text):
         if names_secret(match.group(1)) and looks_secret(match.group(2), False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -29,6 +30,7 @@ _PLACEHOLDER = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def shannon(value: str) -> float:
     """Bits per character; random tokens score high, words and repeats low."""
     if not value:
@@ -45,10 +47,10 @@ def is_placeholder(value: str) -> bool:
 
 def classes(value: str) -> int:
     """How many of lower, upper, digit and symbol the value mixes."""
-    lower = any(c.islower() for c in value)
-    upper = any(c.isupper() for c in value)
-    digit = any(c.isdigit() for c in value)
-    symbol = any(not c.isalnum() for c in value)
+    lower = value != value.upper()
+    upper = value != value.lower()
+    digit = any(map(str.isdigit, value))
+    symbol = not value.isalnum()
     return lower + upper + digit + symbol
 
 
@@ -56,8 +58,8 @@ def looks_random(value: str, min_len: int = 16, min_bits: float = 3.0) -> bool:
     """Long enough, varied enough and not a placeholder: a token rather than a word."""
     return (
         len(value) >= min_len
-        and shannon(value) >= min_bits
         and classes(value) >= 2
+        and shannon(value) >= min_bits
         and not is_placeholder(value)
     )
 
