@@ -138,7 +138,8 @@ def _value_span(text: str, match: Any) -> tuple[int, int]:
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
     # `.env` and INI values run to the end of the line even through `;`, `,` or `&`.
-    if "=" in sep and end < line_end and not text[end:line_end].strip(" \t\r").count(" "):
+    rest = text[end:line_end].rstrip(" \t\r")
+    if "=" in sep and rest[:1] in (";", ",", "&") and " " not in rest and not rest.endswith(")"):
         end = len(text[:line_end].rstrip(" \t\r"))
     elif not sep.strip() or sep.strip().lower() in ("is", "was", "are"):
         while end > start and text[end - 1] in _TRAILING:
