@@ -47,10 +47,10 @@ from offload_mcp.packets import (
     Usage,
 )
 from offload_mcp.render import packet_hash, render_messages
+from offload_mcp.windows import describe_wait
 
 if TYPE_CHECKING:
     from offload_mcp.privacy import PacketScan, Screened
-from offload_mcp.windows import describe_wait
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,13 @@ class Dispatcher:
                 return result
             resets = [r.retry_at for r in refusals if r.retry_at is not None]
             if not resets or min(resets) > deadline:
-                raise NoProviderLeft(packet.tool, reasons, hint=self._privacy_hint(found))
+                hint = self._privacy_hint(found, candidates)
+                raise NoProviderLeft(packet.tool, reasons, hint=hint)
             await self._wait_until(min(resets), progress)
 
-    def _privacy_hint(self, found: PacketScan) -> str:
-        """When the gate blocked someone: which configured providers could take the packet."""
-        if not found.counts():
+    def _privacy_hint(self, found: PacketScan, candidates: Sequence[ProviderConfig]) -> str:
+        """When the gate blocked a candidate: which configured providers could take the packet."""
+        if not any(found.screen(p.trust, _overrides(p)).blocked for p in candidates):
             return ""
         allowed = [
             p.name
@@ -301,7 +302,10 @@ class Dispatcher:
             )
 
     async def ledger_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a ledger operation off the event loop; a broken ledger becomes a clear error."""
+        """Run a ledger operation: on the loop if nothing must wait, else in a thread.
+
+        A broken ledger becomes a clear error.
+        """
         try:
             try:
                 return self.ledger.without_waiting(fn, *args, **kwargs)

@@ -145,11 +145,10 @@ class Ledger:
         return self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the database lock up front.
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for reads (WAL readers never wait for the database itself).
 
-        It waits for other threads and processes, except inside `without_waiting`, where it
-        raises `WouldBlock` instead (before anything is written).
+        Inside `without_waiting`, raises `WouldBlock` instead of waiting for another thread.
         """
         waiting = not getattr(self._local, "without_waiting", False)
         if not waiting and self._conn is None:
@@ -157,19 +156,28 @@ class Ledger:
         if not self._lock.acquire(blocking=waiting):
             raise WouldBlock
         try:
-            db = self._db()
-            _begin(db, wait=waiting)
+            yield self._db()
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database lock up front.
+
+        It waits for other threads and processes, except inside `without_waiting`, where it
+        raises `WouldBlock` instead (before anything is written).
+        """
+        with self._read() as db:
+            _begin(db, wait=not getattr(self._local, "without_waiting", False))
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        finally:
-            self._lock.release()
 
     def without_waiting(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a write operation now if no lock stands in the way, else raise `WouldBlock`.
+        """Run a ledger operation now if no lock stands in the way, else raise `WouldBlock`.
 
         Lets the event loop do a ~0.2 ms write itself instead of paying a thread hop, and
         hand it to a thread only when it would have to wait.
@@ -421,31 +429,23 @@ class Ledger:
             )
 
     def cooldowns(self) -> dict[str, tuple[float, str]]:
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT provider, until, reason FROM cooldowns WHERE until > ?", [self.clock()]
-                )
-                .fetchall()
-            )
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT provider, until, reason FROM cooldowns WHERE until > ?", [self.clock()]
+            ).fetchall()
         return {row[0]: (row[1], row[2]) for row in rows}
 
     def totals_since(self, since_ts: float) -> dict[str, ProviderTotals]:
         """Per provider: settled requests, successes, tokens, USD and cache hits since then."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    """
+        with self._read() as db:
+            rows = db.execute(
+                """
                 SELECT provider, SUM(cache_hit = 0), SUM(outcome = 'ok' AND cache_hit = 0),
                        SUM(input_tokens), SUM(output_tokens), SUM(usd), SUM(cache_hit)
                 FROM calls WHERE ts >= ? AND status = 'settled' GROUP BY provider
                 """,
-                    [since_ts],
-                )
-                .fetchall()
-            )
+                [since_ts],
+            ).fetchall()
         return {row[0]: ProviderTotals(*row[1:]) for row in rows}
 
     def usage(self, since_ts: float, group_by: Sequence[str]) -> list[dict[str, Any]]:
@@ -458,8 +458,8 @@ class Ledger:
         }
         keys = [columns[name] for name in group_by]
         select = ", ".join(f"{expr} AS {name}" for name, expr in zip(group_by, keys, strict=True))
-        with self._lock:
-            cursor = self._db().execute(
+        with self._read() as db:
+            cursor = db.execute(
                 f"""
                 SELECT {select}, COUNT(*) AS calls, SUM(outcome = 'ok') AS ok,
                     SUM(cache_hit) AS cache_hits, SUM(input_tokens) AS input_tokens,
