@@ -399,6 +399,14 @@ STARTER_CONFIG = """\
 # timeout_s = 120
 # max_output_tokens = 2048
 
+[local]
+# local_* tools use only providers with local trust unless this is true.
+# allow_cloud = false
+
+[ledger]
+# Keep each packet and answer, every sensitive value redacted (default: counts only).
+# log_content = false
+
 [chains]
 # Ordered providers per tool: free tiers first, then cheap paid models.
 offload = ["groq", "cerebras", "gemini-flash-lite", "openrouter-free", "openrouter-flash-lite"]
