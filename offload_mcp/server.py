@@ -23,12 +23,14 @@ from offload_mcp.templates import Template, load_templates
 from offload_mcp.tools import register_tools
 
 INSTRUCTIONS = """\
-offload-mcp hands bounded, one-shot work to cheaper models so it does not spend Claude's budget.
-Use `offload` for self-contained tasks (classify, extract, summarise, convert, draft) where
-everything needed fits in the packet: state the task, pass inputs as `files` paths (cheaper than
-pasting) or `text`, and give `labels` or a JSON `schema` when the answer must have a shape.
-Keep judgment, multi-step coordination and anything needing this conversation's context yourself.
-Check the answer before relying on it. `status` shows which providers are usable and today's use."""
+offload-mcp hands bounded, one-shot work to cheaper models so it does not spend Claude's budget. \
+Use `offload` for self-contained tasks (classify, extract, summarise, convert, draft) where \
+everything needed fits in the packet: state the task, pass inputs as `files` paths (cheaper than \
+pasting) or `text`, and give `labels` or a JSON `schema` when the answer must have a shape. \
+Use the `local_*` tools for many items or sensitive data: they stay on this machine. \
+Secrets and personal data are redacted or kept local by the privacy gate automatically. \
+Keep judgment, multi-step coordination and anything needing this conversation's context \
+yourself, and check answers before relying on them. `status` shows which providers are usable."""
 
 
 class OffloadServer(MCPServer):
