@@ -8,15 +8,13 @@ chain is tried. When none is left, the packet waits for the earliest reset if it
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -24,6 +22,7 @@ import anyio
 
 from offload_mcp import contract, quota
 from offload_mcp.backends import Backend, Health, create_backend
+from offload_mcp.calls import Call, Refused, cache_key_for, request_cost, retry_request
 from offload_mcp.config import Paths, ProviderConfig, Settings, missing_env_refs
 from offload_mcp.errors import (
     InvalidOutput,
@@ -32,14 +31,13 @@ from offload_mcp.errors import (
     NoProviderLeft,
     OffloadError,
     ProviderError,
-    ProviderTimeout,
     RateLimited,
 )
+from offload_mcp.gate import Sending, overrides, restored, scan_messages
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
 from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal, WouldBlock
 from offload_mcp.packets import (
-    Completion,
     CompletionRequest,
     Message,
     Packet,
@@ -58,11 +56,7 @@ Progress = Callable[[str], Awaitable[None]]
 BackendFactory = Callable[[ProviderConfig, str | None], Backend]
 T = TypeVar("T")
 
-#: seconds on top of a request's own timeout before dispatch gives up on a backend itself
-TIMEOUT_GRACE_S = 5.0
 HEALTH_TTL_S = 60.0
-#: packets shorter than this are scanned on the event loop (well under a millisecond)
-INLINE_SCAN_CHARS = 16_384
 #: how often a waiting packet tells Claude Code it is still alive (resets its idle timeout)
 WAIT_PROGRESS_S = 15.0
 
@@ -71,14 +65,6 @@ class KeyLookup(Protocol):
     def find(self, name: str, env_var: str | None = None) -> FoundKey | None: ...
 
     def recent(self, name: str, env_var: str | None = None) -> tuple[bool, FoundKey | None]: ...
-
-
-class _Refused(Exception):
-    """The ledger refused a reservation: capped or cooling down."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.reason)
-        self.refusal = refusal
 
 
 @dataclass
@@ -122,7 +108,7 @@ class Dispatcher:
             reasons: list[str] = []
             refusals: list[Refusal] = []
             result = await self._try_chain(
-                candidates, packet, _Sending(messages, found), digest, progress, reasons, refusals
+                candidates, packet, Sending(messages, found), digest, progress, reasons, refusals
             )
             if result is not None:
                 return result
@@ -134,12 +120,12 @@ class Dispatcher:
 
     def _privacy_hint(self, found: PacketScan, candidates: Sequence[ProviderConfig]) -> str:
         """When the gate blocked a candidate: which configured providers could take the packet."""
-        if not any(found.screen(p.trust, _overrides(p)).blocked for p in candidates):
+        if not any(found.screen(p.trust, overrides(p)).blocked for p in candidates):
             return ""
         allowed = [
             p.name
             for p in self.settings.providers.values()
-            if p.enabled and not found.screen(p.trust, _overrides(p)).blocked
+            if p.enabled and not found.screen(p.trust, overrides(p)).blocked
         ]
         names = ", ".join(allowed[:8]) or "none"
         return f"Providers whose trust level may see this packet: {names}."
@@ -148,7 +134,7 @@ class Dispatcher:
         self,
         candidates: Sequence[ProviderConfig],
         packet: Packet,
-        sending: _Sending,
+        sending: Sending,
         digest: str,
         progress: Progress | None,
         reasons: list[str],
@@ -160,7 +146,7 @@ class Dispatcher:
             if unavailable:
                 reasons.append(unavailable)
                 continue
-            screened = sending.found.screen(provider.trust, _overrides(provider))
+            screened = sending.found.screen(provider.trust, overrides(provider))
             if screened.blocked:
                 reasons.append(f"{provider.name} ({provider.trust}): {screened.reason}.")
                 continue
@@ -173,7 +159,7 @@ class Dispatcher:
                 return await self._attempt(
                     provider, key, packet, messages, screened, digest, failovers
                 )
-            except _Refused as refused:
+            except Refused as refused:
                 reasons.append(quota.describe(refused.refusal, self.clock()))
                 refusals.append(refused.refusal)
             except ProviderError as exc:
@@ -250,17 +236,17 @@ class Dispatcher:
         use_cache = packet.cache and self.settings.cache.enabled
         # The cache holds answers as the provider gave them (placeholders, not values), keyed
         # by what the provider saw, so a hit is restored with this packet's own mapping.
-        cache_key_for_put = _cache_key(digest, provider, screened.summary())
+        cache_key_for_put = cache_key_for(digest, provider, screened.summary())
         cache_key = cache_key_for_put if use_cache else None
         total_cost = 0.0
         retry = 0
         while True:
-            call = _Call(self, provider, packet.tool, digest, retry, failovers, screened)
+            call = Call(self, provider, packet.tool, digest, retry, failovers, screened)
             completion = await call.run(backend, request, cache_key)
             if isinstance(completion, Cached):
                 cache_key = None  # whatever happens next, the provider is asked
                 try:
-                    checked = _restored(packet, screened, completion.answer)
+                    checked = restored(packet, screened, completion.answer)
                 except ValueError:
                     continue  # stored under an older contract rule: ask the provider again
                 return Result(
@@ -274,14 +260,14 @@ class Dispatcher:
                     attempts=0,
                     cached=True,
                 )
-            cost = _cost(provider, completion)
+            cost = request_cost(provider, completion)
             total_cost += cost
             try:
-                checked = _restored(packet, screened, completion.text)
+                checked = restored(packet, screened, completion.text)
             except ValueError as why:
                 await call.settle(completion, cost, "invalid_output")
                 if retry == 0:
-                    request = _retry_request(request, completion.text, str(why))
+                    request = retry_request(request, completion.text, str(why))
                     retry = 1
                     continue
                 raise InvalidOutput(
@@ -336,196 +322,3 @@ class Dispatcher:
             await backend.aclose()
         self._backends.clear()
         self.ledger.close()
-
-
-@dataclass
-class _Call:
-    """One request to one provider: reserve its quota, call, and settle however it ends."""
-
-    dispatcher: Dispatcher
-    provider: ProviderConfig
-    tool: str
-    digest: str
-    retry: int
-    failovers: int
-    screened: Screened
-    reservation: int = 0
-    latency_ms: float = 0.0
-
-    async def run(
-        self, backend: Backend, request: CompletionRequest, cache_key: str | None = None
-    ) -> Completion | Cached:
-        d, provider = self.dispatcher, self.provider
-        started = time.monotonic()
-        est_input, est_output, est_usd = quota.estimate(
-            provider, request.messages, request.max_output_tokens
-        )
-        reserved = await d.ledger_call(
-            d.ledger.reserve,
-            provider=provider.name,
-            tool=self.tool,
-            model=provider.model,
-            windows=quota.cap_windows(provider, d.clock()),
-            est_input=est_input,
-            est_output=est_output,
-            est_usd=est_usd,
-            ttl_s=request.timeout_s + 2 * TIMEOUT_GRACE_S,
-            packet_hash=self.digest,
-            retries=self.retry,
-            failovers=self.failovers,
-            cache_key=cache_key,
-        )
-        if isinstance(reserved, Refusal):
-            raise _Refused(reserved)
-        if isinstance(reserved, Cached):
-            self.latency_ms = (time.monotonic() - started) * 1000
-            return reserved
-        self.reservation = reserved
-        started = time.monotonic()
-        outcome = "cancelled"
-        try:
-            with anyio.fail_after(request.timeout_s + TIMEOUT_GRACE_S):
-                completion = await backend.complete(request)
-            outcome = "ok"
-        except TimeoutError:
-            outcome = ProviderTimeout.kind
-            error: ProviderError = ProviderTimeout(
-                provider.name, f"no answer within {request.timeout_s:g} s."
-            )
-            await self._cool_down(error)
-            raise error from None
-        except ProviderError as exc:
-            outcome = exc.kind
-            await self._cool_down(exc)
-            raise
-        finally:
-            self.latency_ms = (time.monotonic() - started) * 1000
-            if outcome != "ok":
-                with anyio.CancelScope(shield=True):
-                    await self._settle(outcome, None, 0.0)
-        if completion.exhausted_for_s:
-            until = d.clock() + completion.exhausted_for_s
-            await d.ledger_call(d.ledger.set_cooldown, provider.name, until, "window used up")
-        return completion
-
-    async def settle(
-        self, completion: Completion, cost: float, outcome: str, cache: CacheEntry | None = None
-    ) -> None:
-        await self._settle(outcome, completion, cost, cache)
-
-    async def _settle(
-        self,
-        outcome: str,
-        completion: Completion | None,
-        cost: float,
-        cache: CacheEntry | None = None,
-    ) -> None:
-        usage = completion.usage if completion else Usage()
-        # A failed write is logged; the reservation then expires by itself, and the answer
-        # must not be lost over bookkeeping.
-        with contextlib.suppress(OffloadError):
-            await self.dispatcher.ledger_call(
-                self.dispatcher.ledger.settle,
-                self.reservation,
-                outcome=outcome,
-                model=completion.model if completion else self.provider.model,
-                input_tokens=usage.input_tokens,
-                cached_tokens=usage.cached_input_tokens,
-                output_tokens=usage.output_tokens,
-                usd=cost,
-                latency_ms=self.latency_ms,
-                privacy=self.screened.summary(),
-                cache=cache,
-                content=self._content(completion),
-            )
-
-    def _content(self, completion: Completion | None) -> str | None:
-        """The opt-in content log: packet and answer with every sensitive value redacted."""
-        if not self.dispatcher.settings.ledger.log_content:
-            return None
-        packet = "\n".join(self.screened.texts)
-        answer = completion.text if completion else ""
-        return json.dumps({"packet": redact_all(packet), "answer": redact_all(answer)})
-
-    async def _cool_down(self, error: ProviderError) -> None:
-        cooldown = quota.cooldown_for(error, self.dispatcher.clock())
-        if cooldown is not None:
-            with anyio.CancelScope(shield=True):
-                await self.dispatcher.ledger_call(
-                    self.dispatcher.ledger.set_cooldown, self.provider.name, *cooldown
-                )
-
-
-def _overrides(provider: ProviderConfig) -> dict[str, str]:
-    return {str(category): str(action) for category, action in provider.privacy.items()}
-
-
-def _cache_key(digest: str, provider: ProviderConfig, privacy: str) -> str:
-    parts = (digest, provider.name, provider.model, privacy)
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Sending:
-    """The rendered messages and the one privacy scan of the user message they carry."""
-
-    messages: tuple[Message, ...]
-    found: PacketScan
-
-    def for_provider(self, screened: Screened) -> tuple[Message, ...]:
-        """The messages this provider may see: the user message as screened for its trust."""
-        if screened.texts == self.found.texts:
-            return self.messages
-        system, _ = self.messages
-        return (system, Message("user", screened.texts[0]))
-
-
-async def scan_messages(messages: tuple[Message, ...]) -> PacketScan:
-    """Scan the packet's user message (the system prompt is ours); big ones off the loop."""
-    from offload_mcp.privacy import scan_packet  # RE2 and the rule book: first use only
-
-    texts = [messages[1].content]
-    if len(texts[0]) < INLINE_SCAN_CHARS:
-        return scan_packet(texts)
-    return await anyio.to_thread.run_sync(scan_packet, texts)
-
-
-def redact_all(text: str) -> str:
-    """Every finding replaced by its placeholder, whatever the trust (for stored content)."""
-    from offload_mcp.privacy import screen
-
-    return screen([text], "untrusted", _REDACT_EVERYTHING).texts[0] if text else text
-
-
-_REDACT_EVERYTHING = {"secret": "redact", "pii": "redact", "phi": "redact"}
-
-
-def _restored(packet: Packet, screened: Screened, answer: str) -> contract.Checked:
-    """Check the answer as the provider gave it, then put the redacted values back.
-
-    Restoring after parsing keeps a value with quotes or backslashes from breaking JSON.
-    """
-    checked = contract.check(packet.contract, answer)
-    if screened.restore(answer) == answer:
-        return checked
-    data = screened.restore(checked.data)
-    if packet.contract.kind == "json":
-        return contract.Checked(json.dumps(data, ensure_ascii=False, separators=(",", ":")), data)
-    return contract.Checked(screened.restore(checked.text), data)
-
-
-def _cost(provider: ProviderConfig, completion: Completion) -> float:
-    if completion.reported_cost_usd is not None:
-        return completion.reported_cost_usd
-    usage = completion.usage
-    return provider.prices.cost(usage.input_tokens, usage.cached_input_tokens, usage.output_tokens)
-
-
-def _retry_request(request: CompletionRequest, answer: str, why: str) -> CompletionRequest:
-    correction = (
-        f"That answer was rejected: {why}. Reply again, following the output instructions exactly."
-    )
-    return replace(
-        request,
-        messages=(*request.messages, Message("assistant", answer), Message("user", correction)),
-    )
