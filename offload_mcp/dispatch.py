@@ -1,4 +1,4 @@
-"""The one path every packet takes: inputs, candidates, cache, quota, backend, validation, ledger.
+"""The one path every packet takes: inputs, privacy gate, cache, quota, backend, validation, ledger.
 
 No tool talks to a backend directly. A provider that is unavailable, capped, cooling down,
 refusing, failing or answering outside the contract is skipped and the next one in the tool's

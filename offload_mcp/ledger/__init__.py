@@ -6,108 +6,50 @@ concurrent processes always count each other's in-flight requests. Admission run
 `BEGIN IMMEDIATE`, which serialises writers across processes: N processes can never admit more
 than a cap between them. Rows never hold packet content, answers or key values.
 
-This module and migrations.py are the only code that speaks SQL.
+This package and migrations.py are the only code that speaks SQL.
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from offload_mcp.config import CapLimit, Window
+from offload_mcp.config import Window
+from offload_mcp.ledger.records import (
+    Cached,
+    CacheEntry,
+    CallRecord,
+    CapWindow,
+    ProviderTotals,
+    Refusal,
+    WindowUse,
+    WouldBlock,
+)
+from offload_mcp.ledger.sql import LOCK_WAIT_S, add_to_buckets, begin, bucket_size
+
+__all__ = [
+    "CacheEntry",
+    "Cached",
+    "CallRecord",
+    "CapWindow",
+    "Ledger",
+    "ProviderTotals",
+    "Refusal",
+    "WindowUse",
+    "WouldBlock",
+]
 from offload_mcp.windows import ROLLING
 
 T = TypeVar("T")
 
-#: how long a write waits for another process's transaction before giving up
-LOCK_WAIT_S = 30.0
 #: outcomes where the provider did not serve the request, so it does not count against caps
 NOT_SERVED = frozenset({"down", "rate_limited", "auth", "forbidden", "cooling"})
-
-
-class WouldBlock(Exception):
-    """A write would have to wait for a lock (raised only inside `Ledger.without_waiting`)."""
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """A finished row written in one go (cache hits, and anything that needs no reservation)."""
-
-    ts: float
-    tool: str
-    provider: str
-    model: str
-    outcome: str
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    output_tokens: int = 0
-    usd: float = 0.0
-    latency_ms: float = 0.0
-    retries: int = 0
-    failovers: int = 0
-    packet_hash: str = ""
-    cache_hit: int = 0
-    privacy: str = ""
-
-
-@dataclass(frozen=True)
-class CapWindow:
-    """One capped window of one provider, resolved to unix times for `now`."""
-
-    window: Window
-    start: float
-    reset: float | None  # None: rolling, frees up as old use ages out
-    limit: CapLimit
-
-
-@dataclass(frozen=True)
-class WindowUse:
-    window: Window
-    requests: int
-    tokens: int
-    usd: float
-    limit: CapLimit
-    reset: float | None
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a provider cannot take a request now, and when it can (unix time), if known."""
-
-    provider: str
-    reason: str
-    retry_at: float | None
-
-
-@dataclass(frozen=True)
-class Cached:
-    """An earlier answer to the identical packet from the same provider and model."""
-
-    answer: str
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    key: str
-    answer: str
-    ttl_s: float
-
-
-@dataclass(frozen=True)
-class ProviderTotals:
-    calls: int
-    ok: int
-    input_tokens: int
-    output_tokens: int
-    usd: float
-    cache_hits: int = 0
 
 
 class Ledger:
@@ -168,7 +110,7 @@ class Ledger:
         raises `WouldBlock` instead (before anything is written).
         """
         with self._read() as db:
-            _begin(db, wait=not getattr(self._local, "without_waiting", False))
+            begin(db, wait=not getattr(self._local, "without_waiting", False))
             try:
                 yield db
             except BaseException:
@@ -249,7 +191,7 @@ class Ledger:
                 ],
             )
             assert cursor.lastrowid is not None
-            _add_to_buckets(db, provider, now, 1, est_input + est_output, est_usd)
+            add_to_buckets(db, provider, now, 1, est_input + est_output, est_usd)
             return cursor.lastrowid
 
     def settle(
@@ -313,7 +255,7 @@ class Ledger:
             # A reservation still in the buckets is corrected by the difference; one that
             # expired meanwhile (and was taken out) is added back whole.
             held = (1, est_tokens, est_usd) if status == "reserved" else (0, 0, 0.0)
-            _add_to_buckets(
+            add_to_buckets(
                 db,
                 provider,
                 ts,
@@ -330,7 +272,7 @@ class Ledger:
             [provider, now],
         ).fetchall()
         for call_id, ts, tokens, usd in expired:
-            _add_to_buckets(db, provider, ts, -1, -tokens, -usd)
+            add_to_buckets(db, provider, ts, -1, -tokens, -usd)
             db.execute(
                 "UPDATE calls SET status = 'expired', outcome = 'expired', input_tokens = 0, "
                 "output_tokens = 0, usd = 0, counted = 0 WHERE id = ?",
@@ -376,7 +318,7 @@ class Ledger:
     ) -> list[WindowUse]:
         result = []
         for w in windows:
-            size = _bucket_size(w.window)
+            size = bucket_size(w.window)
             row = db.execute(
                 "SELECT SUM(requests), SUM(tokens), SUM(usd) FROM usage_buckets "
                 "WHERE provider = ? AND size = ? AND start >= ?",
@@ -401,7 +343,7 @@ class Ledger:
         if window not in ROLLING:
             return None
         start = next(w.start for w in windows if w.window == window)
-        size = _bucket_size(window)
+        size = bucket_size(window)
         oldest = db.execute(
             "SELECT MIN(start) FROM usage_buckets WHERE provider = ? AND size = ? AND start >= ? "
             "AND requests > 0",
@@ -478,40 +420,3 @@ class Ledger:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def _bucket_size(window: Window) -> int:
-    return 60 if window in ("minute", "hour", "5h") else 900
-
-
-def _add_to_buckets(
-    db: sqlite3.Connection, provider: str, ts: float, requests: int, tokens: int, usd: float
-) -> None:
-    for size in (60, 900):
-        db.execute(
-            """
-            INSERT INTO usage_buckets VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (provider, size, start) DO UPDATE SET
-                requests = requests + excluded.requests, tokens = tokens + excluded.tokens,
-                usd = usd + excluded.usd
-            """,
-            [provider, size, int(ts // size) * size, requests, tokens, usd],
-        )
-
-
-def _begin(db: sqlite3.Connection, *, wait: bool = True) -> None:
-    """BEGIN IMMEDIATE, retried with short jittered sleeps while another process writes."""
-    deadline = time.monotonic() + LOCK_WAIT_S
-    pause = 0.0002
-    while True:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if busy and not wait:
-                raise WouldBlock from None
-            if not busy or time.monotonic() > deadline:
-                raise
-        time.sleep(random.uniform(pause / 2, pause))
-        pause = min(pause * 2, 0.004)
