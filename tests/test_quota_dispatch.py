@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -181,3 +182,20 @@ async def test_a_used_up_window_in_the_headers_cools_the_provider(
     assert (await call(client, text="1"))[1].startswith("last request of the minute")
     assert (await call(client, text="2"))[1].startswith("second")
     assert len(first.requests) == 1
+
+
+async def test_a_cancelled_call_settles_its_reservation(
+    client: Client, first: FakeOpenAI, paths: Paths
+):
+    from mcp import MCPError
+
+    first.hang(5)
+    with pytest.raises(MCPError):
+        await client.call_tool("offload", {"task": "Say hi."}, read_timeout_seconds=0.5)
+    for _ in range(50):  # the server settles in a shielded scope right after the cancel
+        if rows(paths, "outcome, status") == [("cancelled", "settled")]:
+            break
+        await anyio.sleep(0.05)
+    assert rows(paths, "outcome, status") == [("cancelled", "settled")]
+    first.reply("still serving")
+    assert (await call(client, text="after"))[1].startswith("still serving")
