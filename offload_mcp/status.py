@@ -163,11 +163,15 @@ def short_text(report: StatusReport) -> str:
         lines.append(report.ledger_problem)
     for row in report.providers:
         chain = f" [{','.join(row.chains)}]" if row.chains else ""
-        head = f"{row.name}{chain} {row.model} ({row.trust})"
         if row.problem:
-            lines.append(f"- {head}: unavailable: {row.problem}")
+            # The model does not matter while the provider cannot be used; the fix does.
+            problem = row.problem.removeprefix(f"{row.name}: ")
+            lines.append(f"- {row.name}{chain} ({row.trust}): {problem}")
             continue
-        details = [row.reachable or "ready", f"key {row.key}"]
+        head = f"{row.name}{chain} {row.model} ({row.trust})"
+        details = [row.reachable or "ready"]
+        if row.key != "not needed":
+            details.append(f"key {row.key}")
         if row.cooling_until:
             wait = describe_wait(row.cooling_until - report.now)
             details.append(f"cooling down {wait} ({row.cooling_reason})")

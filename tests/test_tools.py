@@ -248,7 +248,7 @@ async def test_status_reports_use_and_problems(
     assert not result.is_error
     first_line = next(line for line in text.splitlines() if line.startswith("- first"))
     assert "reachable" in first_line and "today 1/1 ok, 12 tok" in first_line
-    assert "second: no API key" in text
+    assert "- second [offload] (untrusted): no API key" in text
     assert len(text) < 2000
 
 
