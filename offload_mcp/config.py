@@ -107,7 +107,7 @@ class ProviderConfig(_Strict):
     """One provider after presets are merged: what a backend needs to talk to it."""
 
     name: str
-    kind: Literal["openai_compat", "ollama", "embedded"] = "openai_compat"
+    kind: Literal["openai_compat", "ollama", "embedded", "codex"] = "openai_compat"
     #: per-category override of what the trust level allows (secret / pii / phi)
     privacy: dict[PrivacyCategory, PrivacyAction] = {}
     base_url: str

@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "openai_compat": "offload_mcp.backends.openai_compat:OpenAICompatBackend",
     "ollama": "offload_mcp.backends.ollama:OllamaBackend",
     "embedded": "offload_mcp.backends.embedded:EmbeddedBackend",
+    "codex": "offload_mcp.backends.codex:CodexBackend",
 }
 
 

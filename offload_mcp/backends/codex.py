@@ -1,0 +1,218 @@
+"""OpenAI Codex CLI for one-shot packets: `codex exec --json`, read-only, prompt on stdin.
+
+Facts: reference/backends.md §1 (Codex 0.169.0). Codex-specific settings live in the
+provider's `extra_body` table (the shared ProviderConfig has no Codex fields):
+
+- `binary`: path of the `codex` executable (default: `codex` on PATH)
+- `profile`: `-p PROFILE`; `config`: `{dotted.key = value}` passed as `-c key=<TOML value>`
+- `user_config` (default false): load the user's `~/.codex/config.toml`
+- `idle_timeout_s`: kill the run after this long without an event (default 300)
+
+No delegation loops: by default the child runs with `--ignore-user-config`, so the MCP servers
+the user registered with Codex (offload-mcp among them) are never started, while the login in
+`$CODEX_HOME/auth.json` still applies. `-c mcp_servers={}` is added as well; on its own it is
+not enough, since Codex merges config tables key by key and an empty table removes nothing.
+With `user_config = true` the user's own config (and its MCP servers) loads: their choice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from offload_mcp import errors
+from offload_mcp.backends.base import Health
+from offload_mcp.backends.codex_events import CodexRun, failure_error
+from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
+from offload_mcp.config import ProviderConfig
+from offload_mcp.packets import Completion, CompletionRequest, Usage
+
+DEFAULT_IDLE_TIMEOUT_S = 300.0
+PROBE_TIMEOUT_S = 15.0
+#: `model = "default"` (or empty) lets Codex pick its configured default model
+DEFAULT_MODEL = "default"
+INSTALL_HINT = "Install the Codex CLI (`npm install -g @openai/codex`) or set extra_body.binary."
+LOGIN_HINT = "Run `codex login`, or store an API key: `offload-mcp keys set codex`."
+_VERSION = re.compile(r"(\d+\.\d+\.\d+\S*)")
+
+
+class CodexBackend:
+    def __init__(self, provider: ProviderConfig, key: str | None) -> None:
+        self.provider = provider
+        self._key = key
+        options = provider.extra_body
+        self.binary = str(options.get("binary") or "codex")
+        self.profile = options.get("profile")
+        self.overrides: dict[str, Any] = dict(options.get("config") or {})
+        self.user_config = bool(options.get("user_config", False))
+        self.idle_timeout_s = float(options.get("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S))
+
+    async def aclose(self) -> None:
+        return None
+
+    # --- building the call ----------------------------------------------------------------
+
+    def resolved_binary(self) -> str | None:
+        return shutil.which(self.binary)
+
+    def command(self, binary: str, workdir: str, schema_file: str | None) -> list[str]:
+        """`codex exec` arguments for one read-only, ephemeral packet; the prompt is stdin."""
+        argv = [binary, "exec", "--json", "--skip-git-repo-check", "--ephemeral"]
+        argv += ["-s", "read-only", "-C", workdir]
+        if not self.user_config:
+            argv.append("--ignore-user-config")
+        argv += ["-c", "mcp_servers={}"]
+        for dotted, value in self.overrides.items():
+            argv += ["-c", f"{dotted}={toml_value(value)}"]
+        if self.provider.model and self.provider.model != DEFAULT_MODEL:
+            argv += ["-m", self.provider.model]
+        if self.profile:
+            argv += ["-p", str(self.profile)]
+        if schema_file is not None:
+            argv += ["--output-schema", schema_file]
+        argv.append("-")
+        return argv
+
+    def child_env(self) -> dict[str, str]:
+        """The user's environment (HOME / CODEX_HOME hold the login) with our key, if any.
+
+        `CODEX_API_KEY` comes only from the resolved key; exec ignores `OPENAI_API_KEY`.
+        """
+        env = dict(os.environ)
+        env.pop("CODEX_API_KEY", None)
+        if self._key:
+            env["CODEX_API_KEY"] = self._key
+        env["NO_COLOR"] = "1"
+        return env
+
+    @staticmethod
+    def prompt(request: CompletionRequest) -> str:
+        """System text first, then the rest: Codex takes one user prompt, no roles."""
+        system = [m.content for m in request.messages if m.role == "system"]
+        rest = [m.content for m in request.messages if m.role != "system"]
+        return "\n\n".join([*system, *rest])
+
+    # --- running it -----------------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        name = self.provider.name
+        binary = self.resolved_binary()
+        if binary is None:
+            raise errors.ProviderDown(name, f"`{self.binary}` not found.", hint=INSTALL_HINT)
+        with tempfile.TemporaryDirectory(prefix="offload-codex-") as scratch:
+            # An empty working root: a packet is self-contained and must not read the
+            # server's own directory (read-only still allows reading).
+            workdir = Path(scratch, "work")
+            workdir.mkdir()
+            schema_file = None
+            if request.json_schema is not None:
+                schema_file = str(Path(scratch, "schema.json"))
+                Path(schema_file).write_text(json.dumps(request.json_schema), "utf-8")
+            run, exit_code, stderr_tail = await self._run(
+                self.command(binary, str(workdir), schema_file), request
+            )
+        if not run.completed or exit_code != 0:
+            raise failure_error(name, run, exit_code, stderr_tail)
+        text = run.final_message or ""
+        if not text.strip():
+            raise errors.BadResponse(name, "finished without a final message.")
+        usage = run.usage
+        return Completion(
+            text=text,
+            usage=Usage(
+                input_tokens=usage.input_tokens if usage else 0,
+                cached_input_tokens=usage.cached_input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+            ),
+            model=self.provider.model or DEFAULT_MODEL,
+        )
+
+    async def _run(self, argv: list[str], request: CompletionRequest) -> tuple[CodexRun, int, str]:
+        name = self.provider.name
+        run = CodexRun()
+        try:
+            async with run_process(
+                argv,
+                env=self.child_env(),
+                cwd=argv[argv.index("-C") + 1],
+                stdin_data=self.prompt(request).encode("utf-8"),
+                timeout_s=request.timeout_s,
+                idle_timeout_s=min(self.idle_timeout_s, request.timeout_s),
+            ) as proc:
+                async for line in proc.lines():
+                    run.feed(line)
+        except ProcessTimedOut as exc:
+            said = f" Last notice: {run.notices[-1][:200]}" if run.notices else ""
+            raise errors.ProviderTimeout(name, f"codex {exc}; killed.{said}") from None
+        except OutputTooLarge as exc:
+            raise errors.BadResponse(name, f"codex wrote too much: {exc}; killed.") from None
+        except OSError as exc:
+            raise errors.ProviderDown(
+                name, f"cannot start `{argv[0]}`: {exc.strerror or exc}.", hint=INSTALL_HINT
+            ) from None
+        assert proc.result is not None
+        code = proc.result.returncode
+        return run, code if code is not None else -1, proc.result.stderr_tail
+
+    # --- availability ---------------------------------------------------------------------
+
+    async def version(self) -> str | None:
+        """`codex --version` -> "0.169.0", or None when it does not run."""
+        binary = self.resolved_binary()
+        if binary is None:
+            return None
+        code, out = await self._probe([binary, "--version"])
+        found = _VERSION.search(out) if code == 0 else None
+        return found.group(1) if found else None
+
+    async def health(self) -> Health:
+        """Installed and runnable, and (API key, custom provider, or `codex login status`)."""
+        binary = self.resolved_binary()
+        if binary is None:
+            return Health(False, f"`{self.binary}` not found; {INSTALL_HINT}")
+        version = await self.version()
+        if version is None:
+            return Health(False, f"`{binary} --version` failed")
+        if self._key:
+            return Health(True, f"codex {version}; API key set")
+        if "model_provider" in self.overrides:
+            return Health(True, f"codex {version}; provider {self.overrides['model_provider']}")
+        code, out = await self._probe([binary, "login", "status"])
+        if code == 0:
+            said = out.strip().splitlines()[0] if out.strip() else "logged in"
+            return Health(True, f"codex {version}; {said}")
+        return Health(False, f"codex {version}; not logged in. {LOGIN_HINT}")
+
+    async def _probe(self, argv: list[str]) -> tuple[int | None, str]:
+        lines: list[str] = []
+        try:
+            async with run_process(
+                argv, env=self.child_env(), timeout_s=PROBE_TIMEOUT_S, kill_grace_s=0.5
+            ) as proc:
+                async for line in proc.lines():
+                    lines.append(line)
+        except (ProcessTimedOut, OutputTooLarge, OSError):
+            return None, ""
+        assert proc.result is not None
+        return proc.result.returncode, "\n".join(lines)
+
+
+def toml_value(value: Any) -> str:
+    """A Python value as an inline TOML value, for `-c key=value` overrides."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    raise errors.ConfigError(f"cannot pass {type(value).__name__} as a codex -c value")
