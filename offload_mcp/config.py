@@ -37,6 +37,8 @@ DEFAULT_CHAINS: dict[str, list[str]] = {
         "openrouter-free",
         "openrouter-flash-lite",
     ],
+    # Web-grounded answers with sources: the Gemini API, else a logged-in Gemini CLI.
+    "research": ["gemini-search", "gemini-cli"],
     # The local lane: these never leave the machine unless `[local] allow_cloud = true`.
     "local_classify": ["embedded", "ollama"],
     "local_extract": ["ollama", "llamacpp", "lmstudio", "vllm"],
@@ -107,7 +109,9 @@ class ProviderConfig(_Strict):
     """One provider after presets are merged: what a backend needs to talk to it."""
 
     name: str
-    kind: Literal["openai_compat", "ollama", "embedded", "codex"] = "openai_compat"
+    kind: Literal["openai_compat", "ollama", "embedded", "gemini", "gemini_cli", "codex"] = (
+        "openai_compat"
+    )
     #: per-category override of what the trust level allows (secret / pii / phi)
     privacy: dict[PrivacyCategory, PrivacyAction] = {}
     base_url: str
@@ -127,6 +131,13 @@ class ProviderConfig(_Strict):
     keep_alive_s: float | None = Field(None, ge=0)
     enabled: bool = True
     notes: str = ""
+    #: answer with Google Search grounding and return the sources (kind gemini)
+    grounding: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    #: the CLI to run (kind gemini_cli): a name on PATH or a path
+    command: str | None = None
+    #: extra environment for a CLI provider's process (e.g. GEMINI_CLI_HOME)
+    env: dict[str, str] = {}
 
     @field_validator("base_url")
     @classmethod

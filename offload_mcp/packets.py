@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +73,58 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A web page a grounded answer rests on (Gemini's URIs are Google redirect links)."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Where a grounded answer came from: numbered sources, the searches, and what each cites.
+
+    `cites` pairs a cited passage of the answer with the 1-based numbers of its sources, so
+    markers can be placed after the passage wherever it ends up (privacy restoration may move
+    it). It travels at the end of `Completion.text` (`attach`), so the cache and the ledger keep
+    it and any tool can take it off again (`Grounding.split`).
+    """
+
+    sources: tuple[Source, ...] = ()
+    queries: tuple[str, ...] = ()
+    cites: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def attach(self, text: str) -> str:
+        payload = {
+            "sources": [[s.title, s.url] for s in self.sources],
+            "queries": list(self.queries),
+            "cites": [[passage, list(numbers)] for passage, numbers in self.cites],
+        }
+        # no < or > in the payload, so no passage can end the comment or fake the mark
+        encoded = json.dumps(payload, ensure_ascii=False)
+        encoded = encoded.replace("<", "\\u003c").replace(">", "\\u003e")
+        return f"{text.rstrip()}{_GROUNDING_MARK}{encoded} -->"
+
+    @classmethod
+    def split(cls, text: str) -> tuple[str, Grounding | None]:
+        """(answer, grounding) from a text `attach` made; (text, None) from any other text."""
+        head, mark, tail = text.rpartition(_GROUNDING_MARK)
+        if not mark or not tail.rstrip().endswith("-->"):
+            return text, None
+        try:
+            data = json.loads(tail.rstrip().removesuffix("-->"))
+            sources = tuple(Source(str(t), str(u)) for t, u in data["sources"])
+            cites = tuple((str(p), tuple(int(n) for n in ns)) for p, ns in data["cites"])
+            queries = tuple(str(q) for q in data["queries"])
+        except (ValueError, KeyError, TypeError):
+            return text, None
+        return head, cls(sources, queries, cites)
+
+
+_GROUNDING_MARK = "\n\n<!-- offload:grounding "
+
+
+@dataclass(frozen=True)
 class Completion:
     """A backend's answer as it came back, before validation."""
 
@@ -83,6 +136,8 @@ class Completion:
     #: seconds until the provider accepts requests again, when its rate-limit headers say
     #: this answer used up a window (remaining = 0)
     exhausted_for_s: float | None = None
+    #: a grounded answer's sources (also attached to `text`, which is what dispatch passes on)
+    grounding: Grounding | None = None
 
 
 @dataclass(frozen=True)

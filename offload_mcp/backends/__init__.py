@@ -13,6 +13,8 @@ BACKENDS: dict[str, str] = {
     "ollama": "offload_mcp.backends.ollama:OllamaBackend",
     "embedded": "offload_mcp.backends.embedded:EmbeddedBackend",
     "codex": "offload_mcp.backends.codex:CodexBackend",
+    "gemini": "offload_mcp.backends.gemini:GeminiBackend",
+    "gemini_cli": "offload_mcp.backends.gemini_cli:GeminiCliBackend",
 }
 
 

@@ -1,0 +1,271 @@
+"""A loopback fake of the Generative Language API (`/v1beta/models/...`), faithful to the wire.
+
+Serves `:generateContent` (what `google-genai` calls) and `:streamGenerateContent?alt=sse` (what
+the Gemini CLI calls for its main turn) from one queue of answers; `GET /v1beta/models` answers
+the health check. Tests queue `reply` (optionally grounded), `quota` (per-minute or per-day 429
+in the documented `google.rpc` shape), `fail`, `raw` and `hang`. Stdlib only, so the real
+clients are what gets tested.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.fake_openai import Answer, Recorded
+
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+RPC = "type.googleapis.com/google.rpc."
+
+
+@dataclass(frozen=True)
+class Web:
+    """One grounding chunk: a redirect URI and a title (usually the domain)."""
+
+    uri: str
+    title: str
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Any:
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status)}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def quota_body(per: str, retry: str | None = "47s") -> Any:
+    """A free-tier 429 as the API sends it; `per` is "minute", "day" or "tokens"."""
+    quota_id = {
+        "minute": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        "day": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        "tokens": "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+    }[per]
+    metric = "generate_content_free_tier_requests"
+    details: list[dict[str, Any]] = [
+        {
+            "@type": RPC + "QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": f"generativelanguage.googleapis.com/{metric}",
+                    "quotaId": quota_id,
+                    "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                    "quotaValue": "10" if per == "minute" else "250",
+                }
+            ],
+        },
+        {
+            "@type": RPC + "Help",
+            "links": [
+                {
+                    "description": "Learn more",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
+    ]
+    message = "You exceeded your current quota, please check your plan and billing details."
+    if retry is not None:
+        details.append({"@type": RPC + "RetryInfo", "retryDelay": retry})
+        message += f" Please retry in {retry}."
+    return error_body(429, message, details)
+
+
+def response_body(
+    text: str,
+    *,
+    model: str = "gemini-2.5-flash",
+    sources: list[Web] | None = None,
+    supports: list[tuple[str, list[int]]] | None = None,
+    queries: list[str] | None = None,
+    usage: dict[str, int] | None = None,
+    finish: str = "STOP",
+) -> dict[str, Any]:
+    """A GenerateContentResponse; `supports` are (cited segment text, chunk indices)."""
+    candidate: dict[str, Any] = {
+        "content": {"role": "model", "parts": [{"text": text}] if text else []},
+        "finishReason": finish,
+        "index": 0,
+    }
+    if sources is not None:
+        grounding: dict[str, Any] = {
+            "webSearchQueries": list(queries or []),
+            "searchEntryPoint": {"renderedContent": "<div>chips</div>"},
+            "groundingChunks": [{"web": {"uri": s.uri, "title": s.title}} for s in sources],
+            "groundingSupports": [],
+        }
+        raw = text.encode()
+        for segment, indices in supports or []:
+            start = raw.find(segment.encode())
+            assert start >= 0, f"segment {segment!r} is not in the text"
+            grounding["groundingSupports"].append(
+                {
+                    "segment": {
+                        "startIndex": start,
+                        "endIndex": start + len(segment.encode()),
+                        "text": segment,
+                    },
+                    "groundingChunkIndices": indices,
+                    "confidenceScores": [0.9] * len(indices),
+                }
+            )
+        candidate["groundingMetadata"] = grounding
+    counts = {"promptTokenCount": 12, "candidatesTokenCount": max(1, len(text.split()))}
+    counts.update(usage or {})
+    counts.setdefault(
+        "totalTokenCount",
+        sum(v for k, v in counts.items() if k != "cachedContentTokenCount"),
+    )
+    return {
+        "candidates": [candidate],
+        "usageMetadata": counts,
+        "modelVersion": model,
+        "responseId": "fake-response",
+    }
+
+
+class FakeGemini:
+    """Context manager serving on 127.0.0.1 at a port the OS picks; `url` has no version."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.url = ""
+        self._queue: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- queueing answers -------------------------------------------------------------------
+
+    def reply(self, text: str = "ok", **fields: Any) -> None:
+        """Queue one 200 answer; keyword arguments as for `response_body`."""
+        self._queue_json(200, response_body(text, **fields))
+
+    def quota(self, per: str = "minute", retry: str | None = "47s") -> None:
+        self._queue_json(429, quota_body(per, retry))
+
+    def fail(self, status: int, message: str = "error", details: list[Any] | None = None) -> None:
+        self._queue_json(status, error_body(status, message, details))
+
+    def raw(self, status: int, text: str, content_type: str = "application/json") -> None:
+        with self._lock:
+            self._queue.append(Answer(status, text, content_type))
+
+    def hang(self, seconds: float) -> None:
+        with self._lock:
+            self._queue.append(Answer(200, json.dumps(response_body("late")), delay_s=seconds))
+
+    def _queue_json(self, status: int, body: Any) -> None:
+        with self._lock:
+            self._queue.append(Answer(status, json.dumps(body)))
+
+    @property
+    def calls(self) -> list[Recorded]:
+        """The POSTs to a model (not health checks)."""
+        return [r for r in self.requests if r.method == "POST"]
+
+    def _next(self, method: str, path: str) -> Answer:
+        route = path.split("?", 1)[0]
+        if method == "GET" and route.rstrip("/").endswith("/models"):
+            return Answer(200, json.dumps({"models": [{"name": "models/gemini-2.5-flash"}]}))
+        if method == "POST" and ":" in route and "/models/" in route:
+            with self._lock:
+                if self._queue:
+                    return self._queue.popleft()
+            return Answer(200, json.dumps(response_body("ok")))
+        body = error_body(404, f"Unknown request URL: {method} {path}")
+        return Answer(404, json.dumps(body))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> FakeGemini:
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeGemini:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    fake: FakeGemini
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 10
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with fake._lock:
+            fake.requests.append(Recorded(self.command, self.path, headers, body, raw))
+        answer = fake._next(self.command, self.path)
+        if answer.delay_s and fake._stopping.wait(answer.delay_s):
+            self.close_connection = True
+            return
+        payload = answer.text.encode()
+        content_type = answer.content_type
+        if "alt=sse" in self.path and answer.status == 200:
+            # The CLI's main turn: the same response as one SSE frame (documented framing).
+            payload = b"data: " + payload + b"\r\n\r\n"
+            content_type = "text/event-stream"
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True
