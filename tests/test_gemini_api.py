@@ -254,3 +254,29 @@ def test_grounding_round_trip_and_foreign_text() -> None:
         "plain <!-- offload:grounding nope -->",
         None,
     )
+
+
+async def test_offload_tool_through_the_plain_provider(
+    fake: FakeGemini, paths: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from mcp import Client
+
+    from offload_mcp.server import build_server
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    paths.config_file.write_text(
+        f'[providers.gemini-flash]\nbase_url = "{fake.url}/v1beta"\n'
+        '[chains]\noffload = ["gemini-flash"]\n'
+    )
+    fake.reply('{"year": 1947}', usage={"promptTokenCount": 50, "candidatesTokenCount": 5})
+    async with Client(build_server(paths=paths, cwd=tmp_path)) as client:
+        result = await client.call_tool(
+            "offload", {"task": "Extract the year.", "text": "Founded 1947.", "schema": SCHEMA}
+        )
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert not result.is_error, text
+    assert text.startswith('{"year":1947}')
+    assert "gemini-flash (gemini-2.5-flash), 50->5 tokens" in text
+    body = fake.calls[0].body
+    assert "tools" not in body
+    assert body["generationConfig"]["responseJsonSchema"] == SCHEMA
