@@ -49,8 +49,10 @@ def estimate(
 def cooldown_for(error: errors.ProviderError, now_ts: float) -> tuple[float, str] | None:
     """A shared cool-down for signals that say "not now" (never for bad keys or bad answers)."""
     if isinstance(error, errors.RateLimited):
-        wait = error.retry_after_s if error.retry_after_s is not None else None
-        return now_ts + (wait or DEFAULT_RATE_LIMIT_COOLDOWN_S), "rate limited by the provider"
+        wait = error.retry_after_s
+        if wait is None:
+            wait = DEFAULT_RATE_LIMIT_COOLDOWN_S
+        return now_ts + wait, "rate limited by the provider"
     if isinstance(error, errors.ProviderTimeout):
         return now_ts + TIMEOUT_COOLDOWN_S, "timed out"
     return None

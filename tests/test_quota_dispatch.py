@@ -199,3 +199,16 @@ async def test_a_cancelled_call_settles_its_reservation(
     assert rows(paths, "outcome, status") == [("cancelled", "settled")]
     first.reply("still serving")
     assert (await call(client, text="after"))[1].startswith("still serving")
+
+
+def test_cooldown_for_rate_limits_and_timeouts():
+    from offload_mcp import errors, quota
+
+    assert quota.cooldown_for(errors.RateLimited("p", "x", retry_after_s=0.0), 100.0) == (
+        100.0,
+        "rate limited by the provider",
+    )
+    until, _ = quota.cooldown_for(errors.RateLimited("p", "x"), 100.0)  # type: ignore[misc]
+    assert until == 100.0 + quota.DEFAULT_RATE_LIMIT_COOLDOWN_S
+    assert quota.cooldown_for(errors.ProviderTimeout("p", "x"), 0.0) is not None
+    assert quota.cooldown_for(errors.AuthFailed("p", "x"), 0.0) is None
