@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon
-from offload_mcp.privacy.engine import Detector, compiled
+from offload_mcp.privacy.engine import SPACE, Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import words
 
@@ -28,6 +28,8 @@ _ASSIGN = re.compile(
 _ATTRIBUTE = re.compile(
     r"""(?i)(?:key|name)\s*=\s*["']([^"']{2,60})["']\s+value\s*=\s*["']([^"'\n]{1,400})["']"""
 )
+# Where an `_ATTRIBUTE` may start (`?` in the data may be the Kelvin sign, which `(?i)k` matches).
+_ATTRIBUTE_START = rf"(?i)(?:[k?]ey|name){SPACE}*={SPACE}*[\"']"
 
 # Name segments that hold a secret on their own.
 _STRONG = words(
@@ -57,6 +59,7 @@ _DESCRIPTIVE = words(
     "default example test mock fake dummy sample pairs pair words word budget estimate used "
     "remaining stream streaming limit limits price cost span spans ranges key_id"
 )
+_SPACE = re.compile(r"\s")  # str.isspace's characters, found in C
 _SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_]\w*)*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _NOT_SECRET = re.compile(
@@ -107,7 +110,7 @@ def _named(key: str) -> bool:
 
 def looks_secret(value: str, strict: bool) -> bool:
     """The value has the shape of a secret, not a placeholder, identifier, path or number."""
-    if len(value) < 6 or is_placeholder(value) or any(c.isspace() for c in value):
+    if len(value) < 6 or _SPACE.search(value) or is_placeholder(value):
         return False
     if _NOT_SECRET.fullmatch(value) or _IDENTIFIER.fullmatch(value):
         return False
@@ -156,8 +159,8 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
     """Keyword-anchored assignments whose key names a secret and whose value looks like one."""
     # Keys first (one RE2 pass, no values consumed, so "auth token: x" keeps both keys);
     # the value is parsed only after a key that names a secret.
-    for key_match in compiled(_KEY).finditer(data):
-        key_start, key_end = key_match.span()
+    for found in spans(compiled(_KEY), data):
+        key_start, key_end = found[0]
         key = text[key_start:key_end].strip("-.")
         if key_start > 0 and text[key_start - 1] == "/":
             continue  # a closing XML tag
@@ -176,7 +179,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
         if looks_secret(value, strict):
             yield Finding("secret_assignment", "secret", start, end, 0.8)
-    for match in _ATTRIBUTE.finditer(text):
+    for match in finditer(_ATTRIBUTE, _ATTRIBUTE_START, text, data):
         if names_secret(match.group(1)) and looks_secret(match.group(2), False):
             yield Finding("secret_assignment", "secret", match.start(2), match.end(2), 0.8)
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.engine import Detector, compiled
+from offload_mcp.privacy.engine import Detector, compiled, spans
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.pii import DOB
 from offload_mcp.privacy.tables import words
@@ -51,17 +51,18 @@ _NOT_NAMES = words("The This That Patient Name Date Unknown None Doe Test Sample
 
 def _names(text: str, data: bytes) -> Iterator[Finding]:
     found: set[str] = set()
-    for match in compiled(_LABELLED).finditer(data):
-        name = text[match.start(1) : match.end(1)].rstrip(",. ")
+    for match in spans(compiled(_LABELLED), data):
+        start, end = match[1]
+        name = text[start:end].rstrip(",. ")
         if name.split()[0] not in _NOT_NAMES and not is_placeholder(name):
             found.add(name)
-            yield Finding("patient_name", "phi", match.start(1), match.start(1) + len(name), 0.8)
-    for match in compiled(_NARRATIVE).finditer(data):
-        group = next(g for g in (1, 2, 3) if match.start(g) >= 0)
-        name = text[match.start(group) : match.end(group)]
+            yield Finding("patient_name", "phi", start, start + len(name), 0.8)
+    for match in spans(compiled(_NARRATIVE), data):
+        start, end = next(match[g] for g in (1, 2, 3) if match[g][0] >= 0)
+        name = text[start:end]
         if name.split()[0] not in _NOT_NAMES:
             found.add(name)
-            yield Finding("patient_name", "phi", match.start(group), match.end(group), 0.7)
+            yield Finding("patient_name", "phi", start, end, 0.7)
     # The same name elsewhere in the record is the same patient.
     for name in found:
         position = text.find(name)
@@ -72,10 +73,12 @@ def _names(text: str, data: bytes) -> Iterator[Finding]:
 
 def _clinical(text: str, data: bytes) -> Iterator[Finding]:
     """Names and dates of birth inside notes, summaries and claims; record numbers anywhere."""
-    for match in compiled(_MRN).finditer(data):
-        if sum(c.isdigit() for c in text[match.start(1) : match.end(1)]) >= 4:
-            yield Finding("medical_record_number", "phi", match.start(1), match.end(1), 0.85)
-    if len({m.lower() for m in compiled(_CLINICAL).findall(data)}) < 2:
+    for found in spans(compiled(_MRN), data):
+        start, end = found[1]
+        if sum(c.isdigit() for c in text[start:end]) >= 4:
+            yield Finding("medical_record_number", "phi", start, end, 0.85)
+    terms = {data[m[0][0] : m[0][1]].lower() for m in spans(compiled(_CLINICAL), data)}
+    if len(terms) < 2:
         return
     yield from _names(text, data)
     for match in _DOB.finditer(text):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from offload_mcp.privacy import assignments
 from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon
-from offload_mcp.privacy.engine import Detector, Rule, compiled
+from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
 from offload_mcp.privacy.findings import Finding
 
 # Published in vendors' docs and tutorials; flagging them blocks documentation work.
@@ -200,8 +200,8 @@ _AZURE = (
 
 def _azure(text: str, data: bytes) -> Iterator[Finding]:
     """Azure storage and Service Bus connection strings: the account key is full access."""
-    for match in compiled(_AZURE).finditer(data):
-        yield Finding("azure_connection_string", "secret", match.start(), match.end(), 0.95)
+    for match in spans(compiled(_AZURE), data):
+        yield Finding("azure_connection_string", "secret", *match[0], 0.95)
 
 
 _AWS_ID = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{16}")

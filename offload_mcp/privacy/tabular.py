@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.engine import compiled
+from offload_mcp.privacy.engine import compiled, spans
 from offload_mcp.privacy.findings import Category, Finding
 
 # column name -> (kind, what its value must look like)
@@ -68,14 +68,15 @@ def _phone_or_card(value: str) -> bool:
 
 
 def _csv(text: str, data: bytes) -> Iterator[Finding]:
-    for header in compiled(_HEADER).finditer(data):
-        line = text[header.start() : header.end()].strip()
+    for header in spans(compiled(_HEADER), data):
+        header_end = header[0][1]
+        line = text[header[0][0] : header_end].strip()
         sep = max(",;\t|", key=line.count)
         columns = [_normal(c) for c in line.split(sep)]
         wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
         if not wanted:
             continue
-        position = header.end() + 1
+        position = header_end + 1
         while position < len(text):
             end = text.find("\n", position)
             end = len(text) if end < 0 else end
@@ -110,12 +111,12 @@ def _sql(text: str) -> Iterator[Finding]:
 
 
 def _fields(text: str, data: bytes) -> Iterator[Finding]:
-    for match in compiled(_FIELD).finditer(data):
-        kind = _COLUMNS.get(_normal(text[match.start(1) : match.end(1)]), ("phone", _DIGITS))[0]
-        value = text[match.start(2) : match.end(2)]
-        shape = _COLUMNS.get(_normal(text[match.start(1) : match.end(1)]), ("", _DIGITS))[1]
-        if _cell_ok(value, shape):
-            yield _finding(kind, match.start(2), match.end(2))
+    for match in spans(compiled(_FIELD), data):
+        name = _normal(text[match[1][0] : match[1][1]])
+        kind, shape = _COLUMNS.get(name, ("phone", _DIGITS))
+        start, end = match[2]
+        if _cell_ok(text[start:end], shape):
+            yield _finding(kind, start, end)
 
 
 def tabular_findings(text: str, data: bytes) -> Iterator[Finding]:
