@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from offload_mcp.privacy.engine import engine
 from offload_mcp.privacy.findings import Finding, merge
-from offload_mcp.privacy.views import views
+from offload_mcp.privacy.views import views, windows
 
 
 def scan(text: str) -> list[Finding]:
     """Findings sorted by position; each span covers the whole value in `text`."""
     rules = engine()
     found = rules.scan(text)
-    for view in views(text):
-        for finding in rules.scan(view.text):
-            start, end = view.original(finding.start, finding.end)
-            found.append(finding.shifted(start, end))
+    # Decoding only the lines around escapes: a whole-text view rescans what is already done.
+    for offset, stop in windows(text):
+        for view in views(text[offset:stop]):
+            for finding in rules.scan(view.text):
+                start, end = view.original(finding.start, finding.end)
+                found.append(finding.shifted(offset + start, offset + end))
     return merge(found)

@@ -78,6 +78,37 @@ def _json_unescape(escape: str) -> str:
     return _SIMPLE[escape[1]]
 
 
+# Context a value found in a decoded view may need (its key, a clinical term, a header).
+MARGIN = 1024
+
+
+def windows(text: str) -> list[tuple[int, int]]:
+    """Whole lines within `MARGIN` of an escape, merged: the only text worth decoding.
+
+    A value that decodes differently touches an escape; far from any, the view is the raw
+    text, already scanned. Escapes never span lines, so a window decodes as the whole would.
+    """
+    spans: list[tuple[int, int]] = []
+    for pattern, mark in ((_JSON_ESCAPE, "\\"), (_URL_ESCAPE, "%")):
+        if mark in text:
+            spans.extend(match.span() for match in pattern.finditer(text))
+    found: list[tuple[int, int]] = []
+    for first, last in sorted(spans):
+        if found and first - MARGIN <= found[-1][1]:
+            if last + MARGIN > found[-1][1]:
+                found[-1] = (found[-1][0], _line_end(text, last + MARGIN))
+            continue
+        found.append(
+            (text.rfind("\n", 0, max(first - MARGIN, 0)) + 1, _line_end(text, last + MARGIN))
+        )
+    return found
+
+
+def _line_end(text: str, position: int) -> int:
+    end = text.find("\n", min(position, len(text)))
+    return len(text) if end < 0 else end
+
+
 def views(text: str) -> list[View]:
     """The decoded views worth scanning (none for text without escapes)."""
     found: list[View] = []
