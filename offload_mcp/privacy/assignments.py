@@ -119,7 +119,7 @@ def looks_secret(value: str, strict: bool) -> bool:
         return False
     if value.isdigit():
         return len(value) >= 8 and not strict and shannon(value) > 2.5
-    digit = any(c.isdigit() for c in value)
+    digit = any(map(str.isdigit, value))
     if strict:
         return looks_random(value, 10, 3.0) and (digit or classes(value) >= 3)
     # CamelCase and snake_case words (`SharedAccessKey`) are names, not random characters.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 _JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
-_URL_ESCAPE = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
 
 
