@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.engine import Detector, compiled, spans
+from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.pii import DOB
 from offload_mcp.privacy.tables import words
@@ -46,6 +46,12 @@ _MRN = (
     r"([A-Z0-9][A-Z0-9-]{4,19})\b"
 )
 _DOB = re.compile(DOB[4:], re.I)
+# Where a `_DOB` label may start; `?` in the data stands for the non-ASCII letters Python's
+# case folding matches to `i` and `s` (dotless i, long s).
+_DOB_START = (
+    r"(?i)dob|d\.o\.b|date[ _]of[ _]b[i?]rth|b[i?]rth|born|geburt[s?]datum"
+    r"|fecha de nac[i?]m[i?]ento"
+)
 _NOT_NAMES = words("The This That Patient Name Date Unknown None Doe Test Sample")
 
 
@@ -81,7 +87,7 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
     if len(terms) < 2:
         return
     yield from _names(text, data)
-    for match in _DOB.finditer(text):
+    for match in finditer(_DOB, _DOB_START, text, data):
         yield Finding("date_of_birth", "phi", match.start(1), match.end(1), 0.85)
 
 
@@ -109,11 +115,12 @@ _HL7_FIELDS: dict[str, dict[int, str]] = {
 }
 # HL7 ends segments with `\r`, which `^` in multiline mode does not see.
 _SEGMENT = re.compile(r"(?:^|[\r\n])[ \t]*(PID|NK1|GT1|IN1|MRG)\|[^\r\n]*")
+_SEGMENT_START = r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|"
 
 
 def _hl7(text: str, data: bytes) -> Iterator[Finding]:
     """HL7 v2 segments that name, date and locate the patient, flagged by field position."""
-    for segment in _SEGMENT.finditer(text):
+    for segment in finditer(_SEGMENT, _SEGMENT_START, text, data):
         wanted = _HL7_FIELDS[segment.group(1)]
         position = segment.start(1)
         for number, field in enumerate(
