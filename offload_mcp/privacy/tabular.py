@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.engine import compiled, spans
+from offload_mcp.privacy.engine import SPACE, compiled, finditer, spans
 from offload_mcp.privacy.findings import Category, Finding
 
 # column name -> (kind, what its value must look like)
@@ -36,6 +36,8 @@ for names, kind, shape in (
 _PHI_KINDS = frozenset({"mrn"})
 _HEADER = r"(?m)^[ \t]*\"?[A-Za-z_][\w ]*\"?(?:[ \t]*[,;\t|][ \t]*\"?[A-Za-z_][\w ]*\"?)+[ \t]*\r?$"
 _INSERT = re.compile(r"(?is)insert\s+into\s+[\w.\"`\[\]]+\s*\(([^)]*)\)\s*values\s*")
+# Where an `_INSERT` may start (`?`: the dotless i and long s Python's case folding allows).
+_INSERT_START = rf"(?i)[i?]n[s?]ert{SPACE}+[i?]nto"
 _ROW = re.compile(r"\(((?:'(?:[^']|'')*'|[^()'])*)\)")
 _CELL = re.compile(r"\s*('(?:[^']|'')*'|[^,]*)\s*(?:,|$)")
 _FIELD = (
@@ -93,8 +95,8 @@ def _csv(text: str, data: bytes) -> Iterator[Finding]:
             position = end + 1
 
 
-def _sql(text: str) -> Iterator[Finding]:
-    for insert in _INSERT.finditer(text):
+def _sql(text: str, data: bytes) -> Iterator[Finding]:
+    for insert in finditer(_INSERT, _INSERT_START, text, data):
         columns = [_normal(c) for c in insert.group(1).split(",")]
         wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
         position = insert.end()
@@ -123,5 +125,5 @@ def tabular_findings(text: str, data: bytes) -> Iterator[Finding]:
     """Values in personal columns of CSV/TSV tables, SQL inserts and key-value fields."""
     yield from _csv(text, data)
     if "insert" in text or "INSERT" in text:
-        yield from _sql(text)
+        yield from _sql(text, data)
     yield from _fields(text, data)
