@@ -78,8 +78,9 @@ def _json_unescape(escape: str) -> str:
     return _SIMPLE[escape[1]]
 
 
-# Context a value found in a decoded view may need (its key, a clinical term, a header).
-MARGIN = 1024
+# Context a value found in a decoded view may need beyond its own line (a key or label a
+# line or two above). A JSON string, with its escapes and its terms, is one line.
+MARGIN = 256
 
 
 def windows(text: str) -> list[tuple[int, int]]:
