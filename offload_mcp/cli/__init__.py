@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from offload_mcp import __version__
+from offload_mcp.cli.audit import audit
 from offload_mcp.cli.config import config
 from offload_mcp.cli.keys import keys
 from offload_mcp.cli.scan import scan
@@ -26,5 +27,5 @@ def cli() -> None:
     """
 
 
-for command in (serve, status, usage, config, keys, scan):
+for command in (serve, status, usage, config, keys, scan, audit):
     cli.add_command(command)

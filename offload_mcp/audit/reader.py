@@ -1,0 +1,262 @@
+"""Stream Claude Code transcript files into usage entries, a line at a time.
+
+A transcript is JSONL: one `assistant` line per content block, each carrying the request's
+top-level `message.usage`. Usage nested elsewhere (subagent messages replayed inside `progress`
+lines) is ignored: subagents are read from their own files under `<session>/subagents/`.
+Malformed lines, a truncated last line and unknown line types are counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+KNOWN_TYPES = frozenset(
+    {
+        "user",
+        "assistant",
+        "system",
+        "progress",
+        "file-history-snapshot",
+        "queue-operation",
+        "attachment",
+        "last-prompt",
+        "summary",
+        "custom-title",
+        "agent-name",
+    }
+)
+SYNTHETIC_MODEL = "<synthetic>"
+
+
+@dataclass(slots=True)
+class Entry:
+    """The usage of one assistant line; after dedupe, of one API request."""
+
+    timestamp: float
+    session: str
+    project: str
+    model: str
+    message_id: str | None
+    request_id: str | None
+    sidechain: bool
+    input: int
+    cache_5m: int
+    cache_1h: int
+    cache_read: int
+    output: int
+    fast: bool = False
+    tools: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return self.input + self.cache_5m + self.cache_1h + self.cache_read + self.output
+
+    @property
+    def context(self) -> int:
+        """Prompt size of the request: everything the model read, cached or not."""
+        return self.input + self.cache_5m + self.cache_1h + self.cache_read
+
+
+@dataclass
+class ReadStats:
+    files: int = 0
+    bytes: int = 0
+    lines: int = 0
+    usage_lines: int = 0
+    malformed: int = 0
+    truncated_files: int = 0
+    synthetic: int = 0
+    unknown_types: Counter[str] = field(default_factory=Counter)
+    unreadable_files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "lines": self.lines,
+            "usage_lines": self.usage_lines,
+            "malformed_lines": self.malformed,
+            "truncated_files": self.truncated_files,
+            "synthetic_lines": self.synthetic,
+            "unknown_types": dict(sorted(self.unknown_types.items())),
+            "unreadable_files": self.unreadable_files,
+        }
+
+
+def default_roots() -> list[Path]:
+    """Where Claude Code keeps `projects/`: CLAUDE_CONFIG_DIR (comma-separated) or the defaults."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
+    if configured:
+        bases = [Path(part).expanduser() for part in configured.split(",") if part.strip()]
+    else:
+        home = Path.home()
+        bases = [home / ".config" / "claude", home / ".claude"]
+    return [base / "projects" for base in bases if (base / "projects").is_dir()]
+
+
+def find_files(paths: Iterable[Path]) -> list[Path]:
+    """Every `*.jsonl` under the given directories (subagent files included), plus given files."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.jsonl") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def session_and_dir(path: Path) -> tuple[str, str]:
+    """Session id and project directory from the path: subagents count for their parent."""
+    if path.parent.name == "subagents":
+        session_dir = path.parent.parent
+        return session_dir.name, session_dir.parent.name
+    return path.stem, path.parent.name
+
+
+def parse_timestamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+TEST_WORDS = ("pytest", "test", "jest", "vitest", "mocha", "tox", "nox", "ruff", "mypy", "lint")
+READ_ONLY_COMMANDS = frozenset(
+    ("cat", "ls", "grep", "rg", "find", "head", "tail", "wc", "tree", "file", "stat", "du", "jq")
+)
+GIT_READS = frozenset(("log", "diff", "status", "show", "blame"))
+
+
+def tool_label(block: dict[str, Any]) -> str:
+    """A tool_use block's name; Bash is split into test runs, read-only look-ups and the rest."""
+    name = block.get("name")
+    if not isinstance(name, str):
+        return "?"
+    if name != "Bash":
+        return name
+    tool_input = block.get("input")
+    command = tool_input.get("command") if isinstance(tool_input, dict) else None
+    if not isinstance(command, str) or not command.strip():
+        return "Bash"
+    words = command.replace("&&", " ").replace("|", " ").split()
+    if any(word in TEST_WORDS or word.endswith(("test", "tests")) for word in words[:4]):
+        return "Bash:test"
+    first = words[0].rsplit("/", 1)[-1]
+    if first in READ_ONLY_COMMANDS or (first == "git" and words[1:2] and words[1] in GIT_READS):
+        return "Bash:read"
+    return "Bash"
+
+
+def entry_from_line(
+    obj: dict[str, Any], session: str, project: str, stats: ReadStats
+) -> Entry | None:
+    """The usage entry of one parsed line, or None for lines without top-level usage."""
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    stats.usage_lines += 1
+    model = message.get("model")
+    if model == SYNTHETIC_MODEL:
+        stats.synthetic += 1
+        return None
+    timestamp = parse_timestamp(obj.get("timestamp"))
+    message_id = message.get("id")
+    request_id = obj.get("requestId")
+    if timestamp is None or message_id == "" or request_id == "":
+        stats.malformed += 1
+        return None
+    breakdown = usage.get("cache_creation")
+    if isinstance(breakdown, dict):
+        cache_5m = _int(breakdown.get("ephemeral_5m_input_tokens"))
+        cache_1h = _int(breakdown.get("ephemeral_1h_input_tokens"))
+    else:
+        cache_5m, cache_1h = _int(usage.get("cache_creation_input_tokens")), 0
+    content = message.get("content")
+    tools: tuple[str, ...] = ()
+    if isinstance(content, list):
+        tools = tuple(
+            tool_label(block)
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "tool_use"
+        )
+    return Entry(
+        timestamp=timestamp,
+        session=session,
+        project=project,
+        model=model if isinstance(model, str) and model else "unknown",
+        message_id=message_id if isinstance(message_id, str) else None,
+        request_id=request_id if isinstance(request_id, str) else None,
+        sidechain=obj.get("isSidechain") is True,
+        input=_int(usage.get("input_tokens")),
+        cache_5m=cache_5m,
+        cache_1h=cache_1h,
+        cache_read=_int(usage.get("cache_read_input_tokens")),
+        output=_int(usage.get("output_tokens")),
+        fast=usage.get("speed") == "fast",
+        tools=tools,
+    )
+
+
+def read_file(path: Path, stats: ReadStats, since: float | None = None) -> Iterator[Entry]:
+    """Entries of one file, streamed; the project is the first `cwd` the file names."""
+    session, project = session_and_dir(path)
+    named = False
+    loads = orjson.loads
+    try:
+        handle = path.open("rb")
+    except OSError:
+        stats.unreadable_files.append(str(path))
+        return
+    stats.files += 1
+    with handle:
+        for raw in handle:
+            stats.lines += 1
+            stats.bytes += len(raw)
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                if raw.strip():
+                    if raw.endswith(b"\n"):
+                        stats.malformed += 1
+                    else:
+                        stats.truncated_files += 1
+                continue
+            if not isinstance(obj, dict):
+                stats.malformed += 1
+                continue
+            kind = obj.get("type")
+            if kind not in KNOWN_TYPES:
+                stats.unknown_types[str(kind)] += 1
+                continue
+            cwd = obj.get("cwd")
+            if not named and isinstance(cwd, str) and cwd:
+                project, named = cwd, True
+            if kind != "assistant":
+                continue
+            entry = entry_from_line(obj, session, project, stats)
+            if entry is not None and (since is None or entry.timestamp >= since):
+                yield entry
+
+
+def read_entries(
+    files: Iterable[Path], stats: ReadStats, since: float | None = None
+) -> Iterator[Entry]:
+    for path in files:
+        yield from read_file(path, stats, since)
