@@ -123,7 +123,7 @@ def main() -> None:
                 f"{size_mb(root):7.1f} {float(mine['s']):8.2f} {their_s:>10} {ratio:>7} "  # type: ignore[arg-type]
                 f"{float(mine['rss_mb']):13.1f}  {same}"  # type: ignore[arg-type]
             )
-    print("ratio = our wall time / ccusage's (ours includes Python start-up and imports)")
+    print("ratio = our wall time / ccusage's (ours counts its imports, not interpreter start-up)")
 
 
 if __name__ == "__main__":
