@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from offload_mcp.privacy import assignments
+from offload_mcp.privacy import assignments, pivots
 from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon, word_bounded
-from offload_mcp.privacy.engine import Detector, Rule, compiled, spans, unanchored
+from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
 from offload_mcp.privacy.findings import Finding
 
 # Published in vendors' docs and tutorials; flagging them blocks documentation work.
@@ -91,9 +91,7 @@ RULES: list[Rule] = [
         "discord_webhook",
         r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",
     ),
-    _rule(
-        "discord_bot_token", r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
-    ),
+    # discord_bot_token: see `_discord_bot_tokens` below.
     _rule("telegram_bot_token", r"\d{8,10}:[A-Za-z0-9_-]{35}", bound=False),
     _rule("twilio_api_key", r"SK[0-9a-fA-F]{32}"),
     _rule("twilio_account_sid", r"AC[0-9a-f]{32}", confidence=0.6),
@@ -158,39 +156,19 @@ RULES: list[Rule] = [
     ),
 ]
 
-# Passwords in DSNs and URL user-info: the commonest way a DB password leaks into a log.
-# `scheme://user:password@host`, minus the scheme (`[A-Za-z][A-Za-z0-9+.-]{1,20}`): as one
-# regex, its DFA tracks a scheme starting at every letter and builds a state per byte on
-# unseen text (10 ms per dense 32 KiB). A scheme holds no `:`, so it is read back from `://`.
-_URL_REST = r"://[^\s:/@'\"<>]+:[^\s@/'\"<>]+@[^\s'\"<>`]+"
-_SCHEME = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
-
-
-def _scheme_start(data: bytes, low: int, colon: int) -> int:
-    """The leftmost start of a 2-21 character scheme ending at `colon`, or -1."""
-    start = colon
-    while start > low and data[start - 1] in _SCHEME:
-        start -= 1
-    while start <= colon - 2 and not chr(data[start]).isalpha():
-        start += 1
-    return start if start <= colon - 2 else -1
-
 
 def _url_passwords(text: str, data: bytes) -> Iterator[Finding]:
-    """The leftmost-longest matches of scheme + `_URL_REST` whose password is real."""
-    search, anchor = compiled(_URL_REST, longest=True)._regexp.Match, unanchored()
-    pos, end = 0, len(data)
-    while pos < end:
-        colon, stop = search(anchor, data, pos, end)[0]
-        if colon < 0:
-            return
-        start = _scheme_start(data, max(pos, colon - 21), colon)
-        if start < 0:
-            pos = colon + 1
-            continue
+    """Passwords in DSNs and URL user-info: the commonest way a DB password leaks into a log."""
+    for start, stop in pivots.url_passwords(data):
         if word_bounded(text, start, stop) and _url_password(text[start:stop]):
             yield Finding("url_password", "secret", start, stop, 0.9)
-        pos = stop
+
+
+def _discord_bot_tokens(text: str, data: bytes) -> Iterator[Finding]:
+    """Discord bot tokens: user id, timestamp and HMAC, dot-separated."""
+    for start, stop in pivots.discord_tokens(data):
+        if word_bounded(text, start, stop) and _token(text[start:stop]):
+            yield Finding("discord_bot_token", "secret", start, stop, 0.9)
 
 
 _PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----")
@@ -254,5 +232,6 @@ DETECTORS: list[Detector] = [
     Detector(r"AccountKey=|SharedAccessKey=|SharedAccessSignature=", _azure),
     Detector(r"(?:AKIA|ASIA)[A-Z0-9]{16}", _aws_secret_near_id),
     Detector(r"://[^\s:/@]+:[^\s@/]+@", _url_passwords),
+    Detector(r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}", _discord_bot_tokens),
     *assignments.DETECTORS,
 ]
