@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from offload_mcp.privacy.engine import compiled, unanchored
 
+_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _SCHEME = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 _URL_REST = r"://[^\s:/@'\"<>]+:[^\s@/'\"<>]+@[^\s'\"<>`]+"
 _TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -54,6 +55,3 @@ def url_passwords(data: bytes) -> Iterator[tuple[int, int]]:
 def discord_tokens(data: bytes) -> Iterator[tuple[int, int]]:
     """`[MNO][A-Za-z0-9_-]{23,27}\\.[A-Za-z0-9_-]{6}\\.[A-Za-z0-9_-]{27,40}`."""
     return _pivoted(data, _DISCORD_REST, frozenset(b"MNO"), _TOKEN, range(24, 29))
-
-
-_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
