@@ -10,13 +10,10 @@ clients are what gets tested.
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fake_openai import Answer, Recorded
+from tests.loopback import Answer, LoopbackFake, Recorded
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -134,17 +131,8 @@ def response_body(
     }
 
 
-class FakeGemini:
-    """Context manager serving on 127.0.0.1 at a port the OS picks; `url` has no version."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.url = ""
-        self._queue: deque[Answer] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+class FakeGemini(LoopbackFake):
+    """Serves the Generative Language API; `url` has no version path."""
 
     # -- queueing answers -------------------------------------------------------------------
 
@@ -159,113 +147,32 @@ class FakeGemini:
         self._queue_json(status, error_body(status, message, details))
 
     def raw(self, status: int, text: str, content_type: str = "application/json") -> None:
-        with self._lock:
-            self._queue.append(Answer(status, text, content_type))
+        self.push(Answer(status, text, content_type))
 
     def hang(self, seconds: float) -> None:
-        with self._lock:
-            self._queue.append(Answer(200, json.dumps(response_body("late")), delay_s=seconds))
+        self.push(Answer(200, json.dumps(response_body("late")), delay_s=seconds))
 
     def _queue_json(self, status: int, body: Any) -> None:
-        with self._lock:
-            self._queue.append(Answer(status, json.dumps(body)))
+        self.push(Answer(status, json.dumps(body)))
 
     @property
     def calls(self) -> list[Recorded]:
         """The POSTs to a model (not health checks)."""
         return [r for r in self.requests if r.method == "POST"]
 
-    def _next(self, method: str, path: str) -> Answer:
+    def answer(self, request: Recorded) -> Answer:
+        method, path = request.method, request.path
         route = path.split("?", 1)[0]
         if method == "GET" and route.rstrip("/").endswith("/models"):
             return Answer(200, json.dumps({"models": [{"name": "models/gemini-2.5-flash"}]}))
         if method == "POST" and ":" in route and "/models/" in route:
-            with self._lock:
-                if self._queue:
-                    return self._queue.popleft()
-            return Answer(200, json.dumps(response_body("ok")))
+            return self.next_queued(lambda: Answer(200, json.dumps(response_body("ok"))))
         body = error_body(404, f"Unknown request URL: {method} {path}")
         return Answer(404, json.dumps(body))
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> FakeGemini:
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeGemini
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 10
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        with fake._lock:
-            fake.requests.append(Recorded(self.command, self.path, headers, body, raw))
-        answer = fake._next(self.command, self.path)
-        if answer.delay_s and fake._stopping.wait(answer.delay_s):
-            self.close_connection = True
-            return
+    def frame(self, request: Recorded, answer: Answer) -> tuple[bytes, str]:
         payload = answer.text.encode()
-        content_type = answer.content_type
-        if "alt=sse" in self.path and answer.status == 200:
+        if "alt=sse" in request.path and answer.status == 200:
             # The CLI's main turn: the same response as one SSE frame (documented framing).
-            payload = b"data: " + payload + b"\r\n\r\n"
-            content_type = "text/event-stream"
-        try:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True
+            return b"data: " + payload + b"\r\n\r\n", "text/event-stream"
+        return payload, answer.content_type

@@ -75,6 +75,7 @@ async def test_missing_model_names_the_pull_command(fake: FakeOllama):
     health = await backend.health()
     assert not health.ok and "run `ollama pull llama3.2:3b`" in health.detail
     assert "pulled: qwen2.5:3b" in health.detail
+    await backend.aclose()
 
 
 async def test_refused_connection_says_how_to_start_ollama():
