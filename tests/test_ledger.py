@@ -38,7 +38,16 @@ def ledger(tmp_path: Path, clock: Clock):
     ledger.close()
 
 
-def reserve(ledger: Ledger, windows=(), *, est_input=10, est_output=5, est_usd=0.0, ttl_s=60.0):
+def reserve(
+    ledger: Ledger,
+    windows=(),
+    *,
+    est_input=10,
+    est_output=5,
+    est_usd=0.0,
+    ttl_s=60.0,
+    cache_key=None,
+):
     return ledger.reserve(
         provider="p",
         tool="offload",
@@ -48,6 +57,7 @@ def reserve(ledger: Ledger, windows=(), *, est_input=10, est_output=5, est_usd=0
         est_output=est_output,
         est_usd=est_usd,
         ttl_s=ttl_s,
+        cache_key=cache_key,
     )
 
 
@@ -226,43 +236,11 @@ def test_cache_is_filled_by_settle_and_served_by_reserve(ledger: Ledger, clock: 
     rid = reserve(ledger, caps)
     assert isinstance(rid, int)
     ledger.settle(rid, outcome="ok", model="m", cache=CacheEntry("k", "answer", ttl_s=10))
-    hit = ledger.reserve(
-        provider="p",
-        tool="offload",
-        model="m",
-        windows=caps,
-        est_input=1,
-        est_output=1,
-        est_usd=0.0,
-        ttl_s=60,
-        cache_key="k",
-    )
+    hit = reserve(ledger, caps, cache_key="k")
     assert hit == Cached("answer"), "a hit is served even when the cap is used up"
-    miss = ledger.reserve(
-        provider="p",
-        tool="offload",
-        model="m",
-        windows=[],
-        est_input=1,
-        est_output=1,
-        est_usd=0.0,
-        ttl_s=60,
-        cache_key="other",
-    )
-    assert isinstance(miss, int)
+    assert isinstance(reserve(ledger, cache_key="other"), int)
     clock.now += 11
-    expired = ledger.reserve(
-        provider="p",
-        tool="offload",
-        model="m",
-        windows=[],
-        est_input=1,
-        est_output=1,
-        est_usd=0.0,
-        ttl_s=60,
-        cache_key="k",
-    )
-    assert isinstance(expired, int)
+    assert isinstance(reserve(ledger, cache_key="k"), int), "the entry has expired"
     totals = ledger.totals_since(0)["p"]
     assert totals.cache_hits == 1
 
