@@ -142,7 +142,7 @@ class Dispatcher:
     ) -> Result | None:
         failovers = 0
         for provider in candidates:
-            key, unavailable = await self.availability(provider)
+            found, unavailable = await self.availability(provider)
             if unavailable:
                 reasons.append(unavailable)
                 continue
@@ -157,7 +157,13 @@ class Dispatcher:
             messages = sending.for_provider(screened)
             try:
                 return await self._attempt(
-                    provider, key, packet, messages, screened, digest, failovers
+                    provider,
+                    found.value if found else None,
+                    packet,
+                    messages,
+                    screened,
+                    digest,
+                    failovers,
                 )
             except Refused as refused:
                 reasons.append(quota.describe(refused.refusal, self.clock()))
@@ -188,17 +194,17 @@ class Dispatcher:
             raise InvalidRequest(f"provider: unknown provider {packet.provider!r}; known: {known}.")
         return [provider]
 
-    async def availability(self, provider: ProviderConfig) -> tuple[str | None, str | None]:
-        """(key, None) when the provider can be called, else (None, why not and how to fix)."""
+    async def availability(self, provider: ProviderConfig) -> tuple[FoundKey | None, str | None]:
+        """The provider's key (if any) and, when it cannot be called, why not and the fix."""
+        found = await self.find_key(provider)
         if not provider.enabled:
-            return None, f"{provider.name}: disabled in config."
+            return found, f"{provider.name}: disabled in config."
         missing = missing_env_refs(provider.base_url)
         if missing:
-            return None, f"{provider.name}: base_url needs {', '.join(missing)} set."
-        found = await self.find_key(provider)
+            return found, f"{provider.name}: base_url needs {', '.join(missing)} set."
         if found is None and provider.needs_key:
             return None, str(MissingKey(provider.name, provider.key_name, provider.key_env))
-        return (found.value if found else None), None
+        return found, None
 
     async def find_key(self, provider: ProviderConfig) -> FoundKey | None:
         """The provider's key; off the event loop unless recently looked up (keyring is D-Bus)."""

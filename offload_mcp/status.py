@@ -71,8 +71,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
     rows: list[ProviderStatus] = []
 
     async def one(provider: ProviderConfig) -> None:
-        key, problem = await dispatcher.availability(provider)
-        found = await dispatcher.find_key(provider)
+        found, problem = await dispatcher.availability(provider)
         chains = tuple(tool for tool, names in settings.chains.items() if provider.name in names)
         if not (chains or found or provider.name in month):
             return
@@ -83,6 +82,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
             )
         reachable = None
         if problem is None and check_health:
+            key = found.value if found else None
             reachable = (await dispatcher.health(provider, key)).detail
         until, reason = cooling.get(provider.name, (None, ""))
         rows.append(
