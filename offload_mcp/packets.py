@@ -136,8 +136,6 @@ class Completion:
     #: seconds until the provider accepts requests again, when its rate-limit headers say
     #: this answer used up a window (remaining = 0)
     exhausted_for_s: float | None = None
-    #: a grounded answer's sources (also attached to `text`, which is what dispatch passes on)
-    grounding: Grounding | None = None
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,6 @@ class GeminiBackend:
             text=grounding.attach(text) if grounding else text,
             usage=_usage(response.usage_metadata),
             model=response.model_version or self.provider.model,
-            grounding=grounding,
         )
 
     def error_for(self, status: int, body: Any, message: str) -> errors.ProviderError:

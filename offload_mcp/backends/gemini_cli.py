@@ -111,7 +111,6 @@ class GeminiCliBackend:
             text=grounding.attach(text) if grounding else text,
             usage=_usage(result.get("stats")),
             model=str(init.get("model") or self.provider.model),
-            grounding=grounding,
         )
 
     async def _run(
