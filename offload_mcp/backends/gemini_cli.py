@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import tempfile
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,12 @@ import anyio
 
 from offload_mcp import errors
 from offload_mcp.backends.base import Health
+from offload_mcp.backends.process import (
+    OutputTooLarge,
+    ProcessTimedOut,
+    RunningProcess,
+    run_process,
+)
 from offload_mcp.config import ProviderConfig
 from offload_mcp.packets import Completion, CompletionRequest, Grounding, Source, Usage
 from offload_mcp.windows import window_reset
@@ -115,41 +120,33 @@ class GeminiCliBackend:
 
     async def _run(
         self, binary: str, folder: str, request: CompletionRequest
-    ) -> tuple[int, bytes, bytes]:
-        process = await anyio.open_process(
-            self.argv(binary),
-            cwd=folder,
-            env=self.env(),
-            start_new_session=True,  # its own process group: killed whole, no orphans
-        )
-        chunks: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-
-        async def drain(name: str, stream: Any) -> None:
-            async for chunk in stream:
-                if len(chunks[name]) < MAX_OUTPUT_BYTES:
-                    chunks[name] += chunk
-
+    ) -> tuple[int, list[str], str]:
+        """(exit code, stdout lines, stderr tail); its own process group, killed whole."""
+        proc: RunningProcess | None = None
         try:
-            with anyio.fail_after(request.timeout_s):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(drain, "stdout", process.stdout)
-                    group.start_soon(drain, "stderr", process.stderr)
-                    assert process.stdin is not None
-                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
-                        await process.stdin.send(self.prompt(request).encode())
-                    await process.stdin.aclose()
-                code = await process.wait()
-        except TimeoutError:
-            raise self._timed_out(request.timeout_s, chunks["stderr"]) from None
-        finally:
-            if process.returncode is None:
-                with anyio.CancelScope(shield=True):
-                    await _kill_group(process)
-        return code, chunks["stdout"], chunks["stderr"]
+            async with run_process(
+                self.argv(binary),
+                cwd=folder,
+                env=self.env(),
+                stdin_data=self.prompt(request).encode(),
+                timeout_s=request.timeout_s,
+                max_stdout_bytes=MAX_OUTPUT_BYTES,
+                kill_grace_s=KILL_GRACE_S,
+            ) as proc:
+                lines = [line async for line in proc.lines()]
+        except ProcessTimedOut:
+            stderr = proc.result.stderr_tail if proc and proc.result else ""
+            raise self._timed_out(request.timeout_s, stderr) from None
+        except OutputTooLarge:
+            raise errors.BadResponse(
+                self.provider.name, f"wrote more than {MAX_OUTPUT_BYTES} bytes of output."
+            ) from None
+        assert proc.result is not None
+        code = proc.result.returncode
+        return (-1 if code is None else code), lines, proc.result.stderr_tail
 
-    def _timed_out(self, timeout_s: float, stderr: bytes) -> errors.ProviderError:
-        said = stderr.decode(errors="replace")
-        if "Attempt" in said and ("429" in said or "quota" in said.lower()):
+    def _timed_out(self, timeout_s: float, stderr: str) -> errors.ProviderError:
+        if "Attempt" in stderr and ("429" in stderr or "quota" in stderr.lower()):
             return errors.RateLimited(
                 self.provider.name,
                 f"still retrying a rate limit after {timeout_s:g} s; stopped it.",
@@ -158,7 +155,7 @@ class GeminiCliBackend:
         return errors.ProviderTimeout(self.provider.name, f"no answer within {timeout_s:g} s.")
 
     def _failure(
-        self, code: int, result: dict[str, Any] | None, stderr: bytes
+        self, code: int, result: dict[str, Any] | None, stderr: str
     ) -> errors.ProviderError:
         """A typed error from the exit code and the `result`/stderr error object."""
         p = self.provider
@@ -205,21 +202,10 @@ class GeminiCliBackend:
         return Health(True, f"Gemini CLI {version}, using {auth}")
 
 
-async def _kill_group(process: anyio.abc.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with anyio.move_on_after(KILL_GRACE_S):
-        await process.wait()
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    await process.wait()
-
-
-def _events(stdout: bytes) -> list[dict[str, Any]]:
+def _events(lines: list[str]) -> list[dict[str, Any]]:
     events = []
-    for line in stdout.decode(errors="replace").splitlines():
-        line = line.strip()
+    for raw in lines:
+        line = raw.strip()
         if not line.startswith("{"):
             continue
         with contextlib.suppress(ValueError):
@@ -229,11 +215,10 @@ def _events(stdout: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def _error_message(result: dict[str, Any] | None, stderr: bytes) -> str:
+def _error_message(result: dict[str, Any] | None, text: str) -> str:
     error = result.get("error") if result else None
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
-    text = stderr.decode(errors="replace")
     for line in reversed(text.splitlines()):  # `-o json` style: {"error": {...}} on stderr
         line = line.strip()
         if line.startswith("{"):
