@@ -31,7 +31,7 @@ def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def provider(**extra: Any) -> ProviderConfig:
     base = build_settings({}).providers["codex"]
     fields = base.model_dump()
-    fields["extra_body"] = {"binary": str(FAKE), **extra.pop("extra_body", {})}
+    fields["command"] = str(FAKE)
     fields.update(extra)
     return ProviderConfig.model_validate(fields)
 
@@ -149,7 +149,7 @@ async def test_hang_hits_the_idle_timeout_and_leaves_nothing(record: Path, monke
 
 
 async def test_missing_binary(record: Path, tmp_path: Path) -> None:
-    backend = CodexBackend(provider(extra_body={"binary": str(tmp_path / "nope")}), None)
+    backend = CodexBackend(provider(command=str(tmp_path / "nope")), None)
     with pytest.raises(errors.ProviderDown, match="not found"):
         await backend.complete(request())
     health = await backend.health()

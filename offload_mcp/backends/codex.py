@@ -1,9 +1,9 @@
 """OpenAI Codex CLI for one-shot packets: `codex exec --json`, read-only, prompt on stdin.
 
-Facts: reference/backends.md §1 (Codex 0.169.0). Codex-specific settings live in the
-provider's `extra_body` table (the shared ProviderConfig has no Codex fields):
+Facts: reference/backends.md §1 (Codex 0.169.0). The executable is the provider's `command`
+(default `codex` on PATH) and `env` adds to its environment (e.g. CODEX_HOME), as for every CLI
+provider; Codex-only settings live in the provider's `extra_body` table:
 
-- `binary`: path of the `codex` executable (default: `codex` on PATH)
 - `profile`: `-p PROFILE`; `config`: `{dotted.key = value}` passed as `-c key=<TOML value>`
 - `user_config` (default false): load the user's `~/.codex/config.toml`
 - `idle_timeout_s`: kill the run after this long without an event (default 300)
@@ -36,7 +36,7 @@ DEFAULT_IDLE_TIMEOUT_S = 300.0
 PROBE_TIMEOUT_S = 15.0
 #: `model = "default"` (or empty) lets Codex pick its configured default model
 DEFAULT_MODEL = "default"
-INSTALL_HINT = "Install the Codex CLI (`npm install -g @openai/codex`) or set extra_body.binary."
+INSTALL_HINT = "Install the Codex CLI (`npm install -g @openai/codex`) or set its `command`."
 LOGIN_HINT = "Run `codex login`, or store an API key: `offload-mcp keys set codex`."
 _VERSION = re.compile(r"(\d+\.\d+\.\d+\S*)")
 
@@ -46,7 +46,7 @@ class CodexBackend:
         self.provider = provider
         self._key = key
         options = provider.extra_body
-        self.binary = str(options.get("binary") or "codex")
+        self.binary = provider.command or "codex"
         self.profile = options.get("profile")
         self.overrides: dict[str, Any] = dict(options.get("config") or {})
         self.user_config = bool(options.get("user_config", False))
@@ -83,7 +83,7 @@ class CodexBackend:
 
         `CODEX_API_KEY` comes only from the resolved key; exec ignores `OPENAI_API_KEY`.
         """
-        env = dict(os.environ)
+        env = {**os.environ, **self.provider.env}
         env.pop("CODEX_API_KEY", None)
         if self._key:
             env["CODEX_API_KEY"] = self._key
