@@ -139,6 +139,17 @@ class ProviderConfig(_Strict):
     #: extra environment for a CLI provider's process (e.g. GEMINI_CLI_HOME)
     env: dict[str, str] = {}
 
+    @field_validator("reset_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -145,6 +145,7 @@ def test_bad_toml_names_the_file_and_line(paths: Paths):
         ("[providers.groq]\ncaps = { fortnight = {} }\n", "line 2: providers.groq.caps.fortnight:"),
         ("\n[limits]\ntimeout_s = 0\n", "line 3: limits.timeout_s: Input should be greater"),
         ("[limits]\nallowed_roots = [1]\n", "line 2: limits.allowed_roots.0"),
+        ('[providers.groq]\nreset_tz = "Mars/Olympus"\n', "line 2: providers.groq.reset_tz"),
         (
             '[chains]\noffload = ["groq", "nope"]\n',
             "line 2: chains.offload: unknown provider 'nope'",
