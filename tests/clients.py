@@ -54,7 +54,7 @@ def pinned_claude_version() -> str:
 
 def claude_binary() -> Path:
     """The pinned `claude` CLI, after checking that it runs and is the pinned version."""
-    install = "npm ci --prefix tests/node --no-audit --no-fund"
+    install = "npm install --prefix tests/node --no-audit --no-fund"
     if shutil.which("node") is None:
         unavailable(f"node is not on PATH; install Node.js and run '{install}'")
     if not CLAUDE_BIN.exists():
