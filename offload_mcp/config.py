@@ -43,6 +43,8 @@ DEFAULT_CHAINS: dict[str, list[str]] = {
     "local_classify": ["embedded", "ollama"],
     "local_extract": ["ollama", "llamacpp", "lmstudio", "vllm"],
     "local_summarize": ["ollama", "llamacpp", "lmstudio", "vllm"],
+    # delegate_to_codex: the first enabled provider of kind codex in this chain runs the work.
+    "delegate": ["codex"],
 }
 
 
@@ -199,6 +201,48 @@ class LocalConfig(_Strict):
     allow_cloud: bool = False
 
 
+#: files never copied into a delegate workspace (matched against each path part, or the
+#: whole relative path when the pattern holds a "/")
+DEFAULT_DENY = [
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "credentials",
+    "credentials.*",
+    "*credentials*.json",
+    "service-account*.json",
+    "secrets.*",
+    "*.tfvars",
+]
+
+
+class DelegateConfig(_Strict):
+    """delegate_to_codex: what never enters its workspace, and how long `verify` may run."""
+
+    deny: list[str] = DEFAULT_DENY
+    #: added to `deny` (so the defaults need not be repeated)
+    deny_extra: list[str] = []
+    verify_timeout_s: float = Field(600.0, gt=0)
+    #: refuse to copy a non-git directory bigger than this (files)
+    max_copy_files: int = Field(20_000, gt=0)
+
+
 class Settings(_Strict):
     providers: dict[str, ProviderConfig]
     chains: dict[str, list[str]]
@@ -206,6 +250,7 @@ class Settings(_Strict):
     cache: CacheConfig = CacheConfig()
     ledger: LedgerConfig = LedgerConfig()
     local: LocalConfig = LocalConfig()
+    delegate: DelegateConfig = DelegateConfig()
     source: str = "built-in defaults"
 
     def chain(self, tool: str) -> list[ProviderConfig]:
@@ -282,7 +327,7 @@ def _provider(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_SECTIONS = ("providers", "chains", "limits", "cache", "ledger", "local")
+_SECTIONS = ("providers", "chains", "limits", "cache", "ledger", "local", "delegate")
 
 
 def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> Settings:
@@ -317,6 +362,7 @@ def build_settings(user: dict[str, Any], source: str = "built-in defaults") -> S
             "cache": user.get("cache", {}),
             "ledger": user.get("ledger", {}),
             "local": user.get("local", {}),
+            "delegate": user.get("delegate", {}),
             "source": source,
         }
     )
