@@ -13,6 +13,9 @@ the user registered with Codex (offload-mcp among them) are never started, while
 `$CODEX_HOME/auth.json` still applies. `-c mcp_servers={}` is added as well; on its own it is
 not enough, since Codex merges config tables key by key and an empty table removes nothing.
 With `user_config = true` the user's own config (and its MCP servers) loads: their choice.
+
+`delegate_to_codex` builds its own runs from `command(..., sandbox="workspace-write",
+ephemeral=False)` and `resume_command` (one retry in the same thread); see offload_mcp/delegate.
 """
 
 from __future__ import annotations
@@ -60,22 +63,54 @@ class CodexBackend:
     def resolved_binary(self) -> str | None:
         return shutil.which(self.binary)
 
-    def command(self, binary: str, workdir: str, schema_file: str | None) -> list[str]:
-        """`codex exec` arguments for one read-only, ephemeral packet; the prompt is stdin."""
-        argv = [binary, "exec", "--json", "--skip-git-repo-check", "--ephemeral"]
-        argv += ["-s", "read-only", "-C", workdir]
-        if not self.user_config:
-            argv.append("--ignore-user-config")
+    def command(
+        self,
+        binary: str,
+        workdir: str,
+        schema_file: str | None,
+        *,
+        sandbox: str = "read-only",
+        ephemeral: bool = True,
+    ) -> list[str]:
+        """`codex exec` arguments for one packet (read-only, ephemeral by default); prompt on stdin.
+
+        `ephemeral=False` keeps the session so `resume_command` can continue it.
+        """
+        argv = [binary, "exec", "--json", "--skip-git-repo-check"]
+        if ephemeral:
+            argv.append("--ephemeral")
+        argv += ["-s", sandbox, "-C", workdir]
+        argv += self._shared_flags(schema_file)
+        if self.profile:
+            argv += ["-p", str(self.profile)]
+        argv.append("-")
+        return argv
+
+    def resume_command(
+        self, binary: str, thread_id: str, schema_file: str | None, *, sandbox: str
+    ) -> list[str]:
+        """`codex exec resume THREAD -`: run it with the workdir as cwd.
+
+        resume takes neither `-s`, `-C` nor `-p` (reference §1.4), so the sandbox and profile
+        travel as `-c` overrides, and the model is passed again (resume does not remember it).
+        """
+        argv = [binary, "exec", "--json", "--skip-git-repo-check"]
+        argv += self._shared_flags(schema_file)
+        argv += ["-c", f"sandbox_mode={toml_value(sandbox)}"]
+        if self.profile:
+            argv += ["-c", f"profile={toml_value(str(self.profile))}"]
+        argv += ["resume", thread_id, "-"]
+        return argv
+
+    def _shared_flags(self, schema_file: str | None) -> list[str]:
+        argv = [] if self.user_config else ["--ignore-user-config"]
         argv += ["-c", "mcp_servers={}"]
         for dotted, value in self.overrides.items():
             argv += ["-c", f"{dotted}={toml_value(value)}"]
         if self.provider.model and self.provider.model != DEFAULT_MODEL:
             argv += ["-m", self.provider.model]
-        if self.profile:
-            argv += ["-p", str(self.profile)]
         if schema_file is not None:
             argv += ["--output-schema", schema_file]
-        argv.append("-")
         return argv
 
     def child_env(self) -> dict[str, str]:
