@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from offload_mcp.tools import local, offload, research, status
+from offload_mcp.tools import codex, local, offload, research, status
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -18,5 +18,5 @@ if TYPE_CHECKING:
 
 
 def register_tools(server: MCPServer, state: AppState) -> None:
-    for module in (offload, status, local, research):
+    for module in (offload, status, local, research, codex):
         module.register(server, state)
