@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from offload_mcp.server import AppState
 
 DELEGATE_DESCRIPTION = (
-    "Hand a bounded coding task (implement, fix, test, lint, review) to Codex in an isolated "
-    "copy of the repo. Give a precise brief and a `verify` command; returns outcome, summary, "
-    "diff stat and a patch file. `apply` writes it only if verify passed."
+    "Hand a bounded coding task to Codex in an isolated copy of the repo; a failing `verify` "
+    "command gets one retry. Returns outcome, summary, diff stat, patch file; `apply` writes "
+    "it only if verified."
 )
 
 
@@ -34,13 +34,13 @@ def register(server: MCPServer, state: AppState) -> None:
         path: Annotated[str, Field(min_length=1, description="Repository or directory.")],
         ctx: Context,
         constraints: str = "",
-        acceptance: Annotated[str, Field(description="Done when...")] = "",
-        files: Annotated[list[str], Field(description="Files to focus on.")] = [],  # noqa: B006
+        acceptance: str = "",
+        files: list[str] = [],  # noqa: B006
         verify: Annotated[str, Field(description="Shell check, e.g. `pytest -q`.")] = "",
         schema: Annotated[dict[str, Any], Field(description="JSON Schema of the reply.")] = {},  # noqa: B006
         sandbox: Literal["workspace-write", "read-only"] = "workspace-write",
         timeout_s: Annotated[float, Field(ge=0, le=7200)] = 0,
-        apply: Annotated[bool, Field(description="Apply if verified.")] = False,
+        apply: bool = False,
         keep_workspace: bool = False,
     ) -> str:
         with tool_errors("delegate_to_codex"):
