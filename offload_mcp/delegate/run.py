@@ -225,12 +225,17 @@ async def delegate(
     backend = await ready_backend(dispatcher, provider)
     throttle = Throttle(send)
     result: Delegation | None = None
+    failure: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(throttle.run)
         try:
             result = await _delegate(dispatcher, paths, checked, backend, throttle)
+        except Exception as exc:
+            failure = exc  # raised below, outside the task group, so callers see it unwrapped
         finally:
             tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     assert result is not None
     return result
 
