@@ -127,7 +127,7 @@ async def test_status_shows_codex(paths: Paths, repo: Path):
 
 
 async def test_brief_passes_the_privacy_gate(paths: Paths, repo: Path, codex: Codex):
-    codex.plays([[{"message": f"Used token [[SECRET_1]] as told."}]])
+    codex.plays([[{"message": "Used token [[SECRET_1]] as told."}]])
     async with connect(paths, repo) as client:
         is_error, text = await delegate(
             client, task=f"Rotate the token {SECRET} in the CI config.", path="."
@@ -141,9 +141,7 @@ async def test_brief_passes_the_privacy_gate(paths: Paths, repo: Path, codex: Co
     assert "Maria" not in text and len(codex.calls()) == 1
 
 
-async def test_idle_timeout_kills_codex(
-    paths: Paths, repo: Path, tmp_path: Path, codex: Codex
-):
+async def test_idle_timeout_kills_codex(paths: Paths, repo: Path, tmp_path: Path, codex: Codex):
     configure(paths, tmp_path, codex, extra_body={"idle_timeout_s": 0.5})
     pidfile = tmp_path / "grandchild.pid"
     codex.plays(
