@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -102,3 +104,13 @@ def ledger_rows(paths: Paths) -> list[tuple[Any, ...]]:
 def result_path(text: str, label: str) -> Path:
     line = next(line for line in text.splitlines() if line.startswith(f"{label}: "))
     return Path(line.removeprefix(f"{label}: "))
+
+
+async def eventually(check: Callable[[], object], timeout: float = 8.0) -> bool:
+    """Poll `check` until true (cleanup and kills finish just after a call returns)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await anyio.sleep(0.02)
+    return bool(check())

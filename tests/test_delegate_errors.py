@@ -17,6 +17,7 @@ from tests.delegate_helpers import (
     Codex,
     connect,
     delegate,
+    eventually,
     ledger_rows,
     make_repo,
     worktrees,
@@ -54,15 +55,6 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
-
-
-async def eventually(check, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        await anyio.sleep(0.05)
-    return bool(check())
 
 
 async def test_bad_arguments_are_actionable(paths: Paths, repo: Path, tmp_path: Path):
@@ -163,7 +155,7 @@ async def test_idle_timeout_kills_codex(paths: Paths, repo: Path, tmp_path: Path
     assert not alive(fake) and not alive(int(pidfile.read_text()))
     assert group_members(fake) == []
     assert [row[2] for row in ledger_rows(paths)] == ["timeout"]
-    assert len(worktrees(repo)) == 1
+    assert await eventually(lambda: len(worktrees(repo)) == 1)
 
 
 async def test_verify_timeout_kills_its_group(

@@ -15,6 +15,7 @@ from tests.delegate_helpers import (
     Codex,
     connect,
     delegate,
+    eventually,
     make_repo,
     result_path,
     sh,
@@ -78,7 +79,7 @@ def test_worktree_carries_uncommitted_and_untracked_work(tmp_path: Path):
     (repo / "build.log").write_text("ignored\n")
     (repo / ".env").write_text("SECRET=untracked\n")
     (repo / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
-    space = create(repo / "src", DENY, max_copy_files=100)
+    space = create(repo / "src", DENY, parent=tmp_path / "ws", max_copy_files=100)
     try:
         assert space.kind == "worktree" and space.workdir == space.root / "src"
         assert listing(space.root) == {
@@ -108,7 +109,7 @@ def test_non_git_copy_and_its_limit(tmp_path: Path):
     (folder / ".ssh" / "id_ed25519").write_text("key\n")
     (folder / "id_rsa").write_text("key\n")
     (folder / "link").symlink_to("sub/x.txt")
-    space = create(folder, DENY, max_copy_files=100)
+    space = create(folder, DENY, parent=tmp_path / "ws", max_copy_files=100)
     try:
         assert space.kind == "copy"
         assert listing(space.root) == {"sub/x.txt", "link"}
@@ -119,7 +120,7 @@ def test_non_git_copy_and_its_limit(tmp_path: Path):
         remove(space)
     assert not space.scratch.exists()
     with pytest.raises(Exception, match="more than 1 files, too many to copy"):
-        create(folder, DENY, max_copy_files=1)
+        create(folder, DENY, parent=tmp_path / "ws", max_copy_files=1)
 
 
 async def test_non_git_directory_end_to_end(paths: Paths, tmp_path: Path, codex: Codex):
@@ -136,7 +137,8 @@ async def test_non_git_directory_end_to_end(paths: Paths, tmp_path: Path, codex:
     assert (folder / "answer.txt").read_text() == "42\n"
     assert sorted(p.name for p in folder.iterdir()) == ["answer.txt"]  # no .git, no leftovers
     workdir = Path(codex.calls()[0]["cwd"])
-    assert workdir != folder and not workdir.exists()
+    assert workdir != folder
+    assert await eventually(lambda: not workdir.exists())
 
 
 async def test_deny_listed_files_never_reach_codex_or_the_patch(

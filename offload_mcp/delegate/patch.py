@@ -47,19 +47,43 @@ class Changes:
 def collect(workspace: Workspace, deny: DenyList) -> Changes:
     """Everything in the workspace that differs from its snapshot, deny-listed paths aside."""
     workspace.git("add", "-A")
-    base = workspace.base_tree
-    raw = workspace.git("diff", "--cached", "--name-status", "-z", "--no-renames", base)
-    fields = [os.fsdecode(f) for f in raw.split(b"\0") if f]
-    pairs = list(zip(fields[::2], fields[1::2], strict=True))
-    dropped = [path for _, path in pairs if deny.denies(path)]
+    files, stat, patch = _diff(workspace)
+    dropped = [path for _, path in files if deny.denies(path)]
     if dropped:
         workspace.git("rm", "--cached", "--quiet", "--ignore-unmatch", "--", *dropped)
-    files = [(status[0], path) for status, path in pairs if path not in dropped]
+        files, stat, patch = _diff(workspace)
     if not files:
         return Changes(dropped=dropped)
-    stat = workspace.git("diff", "--cached", "--no-renames", "--stat=100,70", base)
-    patch = workspace.git("diff", "--cached", "--no-renames", "--binary", base)
-    return Changes(files, stat.decode("utf-8", "replace").rstrip(), patch, dropped)
+    return Changes(files, stat, patch, dropped)
+
+
+def _diff(workspace: Workspace) -> tuple[list[tuple[str, str]], str, bytes]:
+    """(status, path) per changed file, the stat and the patch: one `git diff` for all three.
+
+    With `--raw -z` first come `:<modes> <ids> <status>\\0<path>\\0` records, then the stat,
+    then (after a NUL) the patch.
+    """
+    out = workspace.git(
+        "diff",
+        "--cached",
+        "--raw",
+        "-z",
+        "--no-renames",
+        "--binary",
+        "--stat=100,70",
+        "-p",
+        workspace.base_tree,
+    )
+    files: list[tuple[str, str]] = []
+    pos = 0
+    while out.startswith(b":", pos):
+        meta_end = out.index(b"\0", pos)
+        path_end = out.index(b"\0", meta_end + 1)
+        status = out[meta_end - 1 : meta_end].decode()
+        files.append((status, os.fsdecode(out[meta_end + 1 : path_end])))
+        pos = path_end + 1
+    stat, found, patch = out[pos:].partition(b"\0diff --git ")
+    return files, stat.decode("utf-8", "replace").strip(), b"diff --git " + patch if found else b""
 
 
 def write_patch(changes: Changes, folder: Path, name: str) -> Path:

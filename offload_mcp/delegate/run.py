@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +273,10 @@ async def _delegate(
     throttle.enter("preparing the workspace")
     space = await anyio.to_thread.run_sync(
         lambda: workspace.create(
-            checked.directory, checked.deny, max_copy_files=config.max_copy_files
+            checked.directory,
+            checked.deny,
+            parent=folder / "workspaces",
+            max_copy_files=config.max_copy_files,
         )
     )
     done = Delegation(outcome="codex_failed", provider=provider.name, model=provider.model)
@@ -396,11 +400,13 @@ async def _finish(
                     done.apply_error = str(exc)
             else:
                 done.apply_error = f"not applied: the outcome is {done.outcome}, not verified."
+    done.seconds = time.monotonic() - started
     if brief.keep_workspace:
         done.kept = space.root
     else:
-        await anyio.to_thread.run_sync(workspace.remove, space)
-    done.seconds = time.monotonic() - started
+        # Removal needs nothing from the result, so it does not hold the result up (~10 ms
+        # of git); a non-daemon thread finishes it even if the server is shutting down.
+        threading.Thread(target=workspace.remove, args=(space,), name="delegate-cleanup").start()
 
 
 def _not_installed(backend: CodexBackend) -> errors.ProviderError:

@@ -14,9 +14,15 @@ Codex creates under such names are left out of the patch. What this does not do:
 sandbox restricts writes, not reads, so a determined Codex could still read the user's own
 tree by absolute path, and the worktree's `.git` link lets git show committed history.
 
-Workspaces live in the system temp dir (`offload-delegate-*`) and are removed afterwards
-unless kept on request; `git worktree prune` in the user's repo clears the entry of one a
-killed server left behind.
+Workspaces live under the data dir (`delegate/workspaces/ws-*`), not the system temp dir: a
+known place to find a kept one, the user's disk rather than a RAM-backed /tmp for big trees
+(and this machine's /tmp made every file write ten times slower). They are removed afterwards
+unless kept on request; the next delegation sweeps any older than a day (a killed server's,
+or kept ones), and `git worktree prune` in the user's repo then clears their entries.
+
+Cost: one `rev-parse`, `worktree add` (a checkout: most of the time, growing with the tree)
+while `status` and `ls-files` read the user's tree, and `update-index` + `write-tree` only
+when there is uncommitted work; `bench/delegate_overhead.py` measures the whole call.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +41,8 @@ from typing import Literal
 
 from offload_mcp.errors import InvalidRequest, OffloadError
 
+#: a workspace older than this is removed by the next delegation (killed servers, kept ones)
+STALE_S = 24 * 3600
 #: git variables that would point our git calls at some other repository or index
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 
@@ -111,6 +120,29 @@ def git(argv: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = N
     return done.stdout
 
 
+def start_git(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start `git argv...` now; `finish_git` collects it (lets independent calls overlap)."""
+    try:
+        return subprocess.Popen(
+            ["git", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=git_env(),
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed.", hint="Install git; delegation needs it.") from None
+
+
+def finish_git(process: subprocess.Popen[bytes], argv: Sequence[str]) -> bytes:
+    out, err = process.communicate()
+    if process.returncode != 0:
+        said = err.decode("utf-8", "replace").strip().splitlines()
+        why = said[-1][:300] if said else f"exit {process.returncode}"
+        raise GitError(f"git {_subcommand(argv)} failed: {why}")
+    return out
+
+
 def _subcommand(argv: Sequence[str]) -> str:
     """`worktree` of `-C DIR worktree add ...`: the word to name in an error."""
     skip = False
@@ -124,15 +156,17 @@ def _subcommand(argv: Sequence[str]) -> str:
     return "command"
 
 
-def create(path: Path, deny: DenyList, *, max_copy_files: int) -> Workspace:
-    """A workspace mirroring `path`'s tree; the caller must `remove` it."""
+def create(path: Path, deny: DenyList, *, parent: Path, max_copy_files: int) -> Workspace:
+    """A workspace mirroring `path`'s tree, in a new directory under `parent`; the caller
+    must `remove` it."""
     found = _repo_of(path)
-    scratch = Path(tempfile.mkdtemp(prefix="offload-delegate-"))
+    parent.mkdir(parents=True, exist_ok=True)
+    _sweep(parent)
+    scratch = Path(tempfile.mkdtemp(prefix="ws-", dir=parent))
     try:
         if found is None:
             return _copy(path, scratch, deny, max_copy_files)
-        top, head = found
-        return _worktree(path, top, head, scratch, deny)
+        return _worktree(path, *found, scratch, deny)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -140,40 +174,61 @@ def create(path: Path, deny: DenyList, *, max_copy_files: int) -> Workspace:
 
 def remove(workspace: Workspace) -> None:
     """Delete the workspace and, for a worktree, its entry in the user's repository."""
+    source = str(workspace.source_root)
     if workspace.kind == "worktree":
-        with contextlib.suppress(GitError):
-            git(
-                [
-                    "-C",
-                    str(workspace.source_root),
-                    "worktree",
-                    "remove",
-                    "--force",
-                    "--force",
-                    str(workspace.root),
-                ]
-            )
+        try:
+            git(["-C", source, "worktree", "remove", "--force", "--force", str(workspace.root)])
+        except GitError:
+            shutil.rmtree(workspace.scratch, ignore_errors=True)
+            with contextlib.suppress(GitError):
+                git(["-C", source, "worktree", "prune"])
     shutil.rmtree(workspace.scratch, ignore_errors=True)
-    if workspace.kind == "worktree" and workspace.root.exists() is False:
-        with contextlib.suppress(GitError):
-            git(["-C", str(workspace.source_root), "worktree", "prune"])
 
 
-def _repo_of(path: Path) -> tuple[Path, str] | None:
-    """(top level, HEAD commit) of the repository holding `path`; None outside one or unborn."""
+def _sweep(parent: Path) -> None:
+    """Remove workspaces older than `STALE_S` (a killed server's, or kept ones)."""
+    cutoff = time.time() - STALE_S
+    for entry in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.startswith("ws-") and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _repo_of(path: Path) -> tuple[Path, str, str] | None:
+    """(top level, HEAD commit, its tree) of the repository holding `path`; None outside one
+    or before its first commit."""
     try:
-        out = git(["-C", str(path), "rev-parse", "--show-toplevel", "HEAD"])
+        out = git(["-C", str(path), "rev-parse", "--show-toplevel", "HEAD", "HEAD^{tree}"])
     except GitError:
         return None
     lines = out.decode("utf-8", "surrogateescape").splitlines()
-    if len(lines) != 2:
+    if len(lines) != 3:
         return None
-    return Path(lines[0]).resolve(), lines[1].strip()
+    return Path(lines[0]).resolve(), lines[1].strip(), lines[2].strip()
 
 
-def _worktree(path: Path, top: Path, head: str, scratch: Path, deny: DenyList) -> Workspace:
+def _worktree(
+    path: Path, top: Path, head: str, head_tree: str, scratch: Path, deny: DenyList
+) -> Workspace:
     root = scratch / (top.name or "repo")
-    git(["-C", str(top), "worktree", "add", "--detach", "--quiet", str(root), head])
+    # What the user changed, and what is tracked, are read while git checks out the worktree.
+    status_argv = [
+        "-C",
+        str(top),
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=all",
+    ]
+    tracked_argv = ["-C", str(top), "ls-files", "-z"]
+    status_run, tracked_run = start_git(status_argv), start_git(tracked_argv)
+    try:
+        git(["-C", str(top), "worktree", "add", "--detach", "--quiet", str(root), head])
+    finally:
+        status = finish_git(status_run, status_argv)
+        tracked = finish_git(tracked_run, tracked_argv)
     workspace = Workspace(
         source_root=top,
         root=root,
@@ -182,34 +237,44 @@ def _worktree(path: Path, top: Path, head: str, scratch: Path, deny: DenyList) -
         scratch=scratch,
         git_prefix=["-C", str(root)],
     )
-    status = git(
-        [
-            "-C",
-            str(top),
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--no-renames",
-            "--ignore-submodules=all",
-        ]
-    )
+    touched: list[str] = []
     for entry in status.split(b"\0"):
         if len(entry) < 4:
             continue
         relative = os.fsdecode(entry[3:])
-        if deny.denies(relative):
-            if os.path.lexists(top / relative):
-                workspace.denied.append(relative)
+        if deny.denies(relative) or relative.endswith("/"):  # "/": a nested repository
             continue
         _mirror(top / relative, root / relative)
-        workspace.carried += 1
-    tracked = workspace.git("ls-files", "-z").split(b"\0")
-    for relative in (os.fsdecode(name) for name in tracked if name):
-        if deny.denies(relative) and os.path.lexists(root / relative):
-            (root / relative).unlink()
+        touched.append(relative)
+    workspace.carried = len(touched)
+    names = {os.fsdecode(name) for name in tracked.split(b"\0") if name}
+    names.update(os.fsdecode(e[3:]) for e in status.split(b"\0") if len(e) >= 4)
+    for relative in sorted(names):
+        if not deny.denies(relative):
+            continue
+        if os.path.lexists(top / relative) or os.path.lexists(root / relative):
             workspace.denied.append(relative)
-    workspace.base_tree = _snapshot(workspace)
+        if os.path.lexists(root / relative):
+            (root / relative).unlink()
+            touched.append(relative)
+    if not workspace.workdir.is_dir():
+        raise InvalidRequest(
+            f"path: {path} is neither tracked nor untracked in its repository (ignored?).",
+            hint="Pass a directory git knows, or the repository itself.",
+        )
+    if touched:
+        # Only the paths that differ from HEAD are hashed, not the whole tree.
+        workspace.git(
+            "update-index",
+            "--add",
+            "--remove",
+            "-z",
+            "--stdin",
+            stdin=b"\0".join(os.fsencode(t) for t in touched) + b"\0",
+        )
+        workspace.base_tree = workspace.git("write-tree").decode().strip()
+    else:
+        workspace.base_tree = head_tree
     return workspace
 
 
