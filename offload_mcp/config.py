@@ -140,6 +140,8 @@ class ProviderConfig(_Strict):
     command: str | None = None
     #: extra environment for a CLI provider's process (e.g. GEMINI_CLI_HOME)
     env: dict[str, str] = {}
+    #: model family for cross_check (openai, google, meta...); unset: read from kind and model
+    family: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
 
     @field_validator("reset_tz")
     @classmethod
