@@ -208,9 +208,9 @@ async def test_codex_failure_is_an_outcome_and_plan_limit_an_error(
 
 
 async def test_progress_is_throttled(paths: Paths, repo: Path, codex: Codex):
-    # 40 events in about 2.5 s: a burst of commands, then a pause, then a file change
+    # 40 events in about 3.5 s: a burst of commands, a pause, a file change, a pause
     steps: list[dict[str, object]] = [{"command": f"echo step {n}"} for n in range(20)]
-    steps += [{"sleep": 1.2}, {"write": "answer.txt", "text": "42\n"}, {"sleep": 1.2}]
+    steps += [{"sleep": 2.1}, {"write": "answer.txt", "text": "42\n"}, {"sleep": 1.1}]
     codex.plays([[*steps, {"message": "ok"}]])
     seen: list[tuple[float, str]] = []
 

@@ -2,9 +2,9 @@
 
 Codex can emit dozens of events a second; Claude Code needs only to see that the call is
 alive (a notification resets its idle timeout) and roughly what is happening. `note` is
-synchronous and keeps only the newest message; `run` (a background task) sends it at most
-once per `interval`, and says "still <phase>" after `heartbeat` seconds of silence (a long
-`pytest`, a model thinking).
+synchronous and keeps only the newest event; a new phase (`enter`) is sent before it. `run`
+(a background task) sends at most once per `interval`, and says "still <phase>" after
+`heartbeat` seconds of silence (a long `pytest`, a model thinking).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Throttle:
         self.phase = "starting"
         self._phase_started = time.monotonic()
         self._pending: str | None = None
+        self._announce: str | None = None
         self._last_sent = time.monotonic() - interval
         self.sent: list[str] = []
 
@@ -35,18 +36,21 @@ class Throttle:
         """A new step ("codex working", "verifying"): announced, and named by the heartbeat."""
         self.phase = phase
         self._phase_started = time.monotonic()
-        self.note(phase)
+        self._announce = phase  # sent before any event noted after it
 
     async def run(self) -> None:
         if self._send is None:
             return
         while True:
             now = time.monotonic()
-            message = self._pending
+            message = self._announce or self._pending
             if message is None and now - self._last_sent >= self.heartbeat:
                 message = f"still {self.phase} ({now - self._phase_started:.0f} s)"
             if message is not None and now - self._last_sent >= self.interval:
-                self._pending = None
+                if self._announce:
+                    self._announce = None
+                else:
+                    self._pending = None
                 self._last_sent = now
                 self.sent.append(message)
                 await self._send(message)
