@@ -4,6 +4,7 @@ verify and the one retry, apply, patch files, the ledger and the result text."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -185,6 +186,15 @@ async def test_read_only_review_with_schema(paths: Paths, repo: Path, codex: Cod
     assert argv[argv.index("-s") + 1] == "read-only"
     assert Path(argv[argv.index("--output-schema") + 1]).name == "schema.json"
     assert "read-only run" in codex.calls()[0]["stdin"]
+    problems = [f"line {n}: a long finding about the code" for n in range(100)]
+    codex.plays([[{"message": json.dumps({"verdict": "bad", "problems": problems})}]])
+    async with connect(paths, repo) as client:
+        is_error, text = await delegate(
+            client, task="Review.", path=str(repo), sandbox="read-only", schema=schema
+        )
+    assert not is_error and "(JSON reply of " in text, text
+    spilled = Path(text.split(" characters in ")[1].split(")")[0])
+    assert json.loads(spilled.read_text())["problems"] == problems
 
 
 async def test_codex_failure_is_an_outcome_and_plan_limit_an_error(

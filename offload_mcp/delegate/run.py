@@ -316,7 +316,8 @@ async def _delegate(
             done.notes.append(f"codex failed: {first.error}")
             return done
         if brief.schema is not None:
-            _check_schema(brief.schema, first.run.final_message or "", done)
+            answer = screened.restore(first.run.final_message or "")
+            _check_schema(brief.schema, answer, done, folder / f"{name}.answer.json")
         if done.changes.empty:
             done.outcome = "no_changes"
             return done
@@ -334,6 +335,7 @@ async def _delegate(
             done.changes = await anyio.to_thread.run_sync(patch.collect, space, checked.deny)
             if not done.changes.empty:
                 throttle.enter("verifying again")
+                log = folder / f"{name}.verify-retry.log"
                 done.verify = await run_verify(
                     brief.verify, space.workdir, timeout_s=config.verify_timeout_s, log=log
                 )
@@ -421,13 +423,19 @@ def _fatal(attempt: Attempt) -> None:
         raise attempt.error
 
 
-def _check_schema(schema: dict[str, Any], message: str, done: Delegation) -> None:
+def _check_schema(schema: dict[str, Any], message: str, done: Delegation, spill: Path) -> None:
+    """The reply checked against the caller's schema; a long one goes to a file."""
     try:
         checked = contract.check(contract.make_contract(schema=schema), message)
     except ValueError as why:
         done.notes.append(f"the final message does not match the schema: {why}")
         return
-    done.summary = checked.text if len(checked.text) <= SUMMARY_CHARS * 2 else done.summary
+    if len(checked.text) <= SUMMARY_CHARS:
+        done.summary = checked.text
+        return
+    spill.parent.mkdir(parents=True, exist_ok=True)
+    spill.write_text(checked.text, "utf-8")
+    done.summary = f"(JSON reply of {len(checked.text)} characters in {spill})"
 
 
 def _summary(text: str) -> str:
