@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from offload_mcp.tools import codex, local, offload, research, status
+from offload_mcp.tools import codex, local, offload, research, review, status
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
@@ -18,5 +18,5 @@ if TYPE_CHECKING:
 
 
 def register_tools(server: MCPServer, state: AppState) -> None:
-    for module in (offload, status, local, research, codex):
+    for module in (offload, status, local, research, codex, review):
         module.register(server, state)
