@@ -240,3 +240,21 @@ async def test_progress_is_throttled(paths: Paths, repo: Path, codex: Codex):
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     assert all(gap >= 0.9 for gap in gaps), gaps
     assert len(seen) < 10
+
+
+async def test_model_and_profile_reach_the_retry(
+    paths: Paths, repo: Path, tmp_path: Path, codex: Codex
+):
+    configure(paths, tmp_path, codex, model="gpt-5.1-codex", extra_body={"profile": "fast"})
+    codex.plays([wrote("41\n"), wrote("42\n")])
+    async with connect(paths, repo) as client:
+        is_error, text = await delegate(client, task="Answer.", path=str(repo), verify=VERIFY)
+    assert not is_error and text.startswith("outcome: verified (after 1 retry"), text
+    first, second = (call["argv"] for call in codex.calls())
+    assert (
+        first[first.index("-p") + 1] == "fast" and first[first.index("-m") + 1] == "gpt-5.1-codex"
+    )
+    resume = second.index("resume")
+    assert second[second.index("-p") + 1] == "fast" and second.index("-p") < resume
+    assert second[second.index("-m") + 1] == "gpt-5.1-codex"
+    assert second[resume + 2 :] == ["-"]

@@ -89,16 +89,18 @@ class CodexBackend:
     def resume_command(
         self, binary: str, thread_id: str, schema_file: str | None, *, sandbox: str
     ) -> list[str]:
-        """`codex exec resume THREAD -`: run it with the workdir as cwd.
+        """`codex exec [flags] resume THREAD -`: run it with the workdir as cwd.
 
-        resume takes neither `-s`, `-C` nor `-p` (reference §1.4), so the sandbox and profile
-        travel as `-c` overrides, and the model is passed again (resume does not remember it).
+        The `resume` subcommand itself rejects `-s`, `-C` and `-p` (reference §1.4); exec's own
+        flags go before it (0.169.0 accepts them there; `-c profile=...` is refused as legacy).
+        The sandbox travels as `-c sandbox_mode=...`, the model is passed again (resume does
+        not remember it), and the cwd stands in for `-C`.
         """
         argv = [binary, "exec", "--json", "--skip-git-repo-check"]
         argv += self._shared_flags(schema_file)
         argv += ["-c", f"sandbox_mode={toml_value(sandbox)}"]
         if self.profile:
-            argv += ["-c", f"profile={toml_value(str(self.profile))}"]
+            argv += ["-p", str(self.profile)]
         argv += ["resume", thread_id, "-"]
         return argv
 
