@@ -28,6 +28,8 @@ Use `offload` for self-contained tasks (classify, extract, summarise, convert, d
 everything needed fits in the packet: state the task, pass inputs as `files` paths (cheaper than \
 pasting) or `text`, and give `labels` or a JSON `schema` when the answer must have a shape. \
 Use the `local_*` tools for many items or sensitive data: they stay on this machine. \
+Use `delegate_to_codex` for a bounded code change with a `verify` command, `cross_check` for a \
+second opinion from other model families, `gemini_research` for public web facts with sources. \
 Secrets and personal data are redacted or kept local by the privacy gate automatically. \
 Keep judgment, multi-step coordination and anything needing this conversation's context \
 yourself, and check answers before relying on them. `status` shows which providers are usable."""
