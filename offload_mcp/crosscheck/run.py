@@ -78,9 +78,6 @@ class Answer:
 @dataclass
 class Outcome:
     answers: list[Answer] = field(default_factory=list)
-    #: families that could not be asked at all (no key, disabled), with the fix
-    unready: list[tuple[str, str]] = field(default_factory=list)
-    timeout_s: float = 0.0
     elapsed_s: float = 0.0
 
     @property
@@ -112,7 +109,7 @@ async def cross_check(dispatcher: Dispatcher, ask: Ask, progress: Progress | Non
         timeout_s=timeout,
         template=TOOL,
     )
-    outcome = Outcome(unready=unready, timeout_s=timeout)
+    outcome = Outcome()
     if ask.families:  # a family asked for by name is reported even when it cannot be asked
         outcome.answers += [Answer(name, missing=_trim(why)) for name, why in unready]
     started = time.monotonic()
