@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
+from mcp.client import Client
 
 from offload_mcp.config import Paths
+from offload_mcp.server import build_server
 from tests.fake_openai import FakeOpenAI
 
 
@@ -110,3 +112,19 @@ def first() -> Iterator[FakeOpenAI]:
 def second() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
         yield fake
+
+
+@pytest.fixture
+async def connect(paths: Paths, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
+    """Connect in-memory MCP clients to fresh servers (after the test wrote its config)."""
+    clients: list[Client] = []
+
+    async def make() -> Client:
+        client = Client(build_server(paths=paths, cwd=tmp_path))
+        await client.__aenter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.__aexit__(None, None, None)

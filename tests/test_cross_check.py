@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from offload_mcp.crosscheck.report import agreement
 from offload_mcp.crosscheck.run import Answer
 from offload_mcp.crosscheck.verdict import SCHEMA, Problem, Verdict, spots
 from offload_mcp.errors import InvalidRequest
-from offload_mcp.server import build_server
 from tests.fake_gemini import FakeGemini
 from tests.fake_ollama import FakeOllama
 from tests.fake_openai import FakeOpenAI, closed_port_url
@@ -125,21 +124,6 @@ def meta(fake: FakeOpenAI) -> str:
 def configure(paths: Paths, chain: list[str], *providers: str) -> None:
     body = "\n\n".join(providers)
     paths.config_file.write_text(f"[chains]\ncross_check = {json.dumps(chain)}\n\n{body}\n")
-
-
-@pytest.fixture
-async def connect(paths: Paths, tmp_path: Path) -> AsyncIterator[Any]:
-    clients: list[Client] = []
-
-    async def make() -> Client:
-        client = Client(build_server(paths=paths, cwd=tmp_path))
-        await client.__aenter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.__aexit__(None, None, None)
 
 
 async def call(client: Client, **arguments: Any) -> tuple[bool, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 from mcp import Client
 
 from offload_mcp.config import Paths
-from offload_mcp.server import build_server
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
@@ -82,21 +81,6 @@ def log_file(paths: Paths) -> Iterator[Path]:
         handler.close()
         root.removeHandler(handler)
     root.handlers[:], root.level = saved
-
-
-@pytest.fixture
-async def connect(paths: Paths, tmp_path: Path) -> AsyncIterator[Any]:
-    clients: list[Any] = []
-
-    async def make() -> Client:
-        client = Client(build_server(paths=paths, cwd=tmp_path))
-        await client.__aenter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.__aexit__(None, None, None)
 
 
 async def call(client: Client, **arguments: Any) -> tuple[bool, str]:
