@@ -34,6 +34,8 @@ class Answer:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    #: send only this many body bytes (after the full Content-Length) and drop the connection
+    cut_after: int | None = None
 
 
 class LoopbackFake:
@@ -147,6 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if answer.cut_after is not None:
+                self.wfile.write(payload[: answer.cut_after])
+                self.close_connection = True
+                return
             self.wfile.write(payload)
         except OSError:
             self.close_connection = True
