@@ -1,7 +1,8 @@
 """Helpers for tests that drive real outside clients and real server processes.
 
-- `claude_binary()`: the pinned Claude Code CLI from `tests/node` (see package.json there).
-  Absent node or install -> skip with the fix; with OFFLOAD_MCP_REQUIRE_CLIENTS=1 (CI) -> fail.
+- `claude_binary()`, `codex_binary()`: the pinned Claude Code / Codex CLI from `tests/node` (see
+  package.json there). Absent node or install -> skip with the fix; with
+  OFFLOAD_MCP_REQUIRE_CLIENTS=1 (CI) -> fail.
 - `free_port()`: a loopback TCP port nobody listens on right now.
 - `serve_http(...)`: `offload-mcp serve --transport http|sse` as a subprocess, waited for and
   always killed (its whole process group) on the way out.
@@ -29,6 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "tests" / "node"
 CLAUDE_BIN = NODE_DIR / "node_modules" / ".bin" / "claude"
+CODEX_BIN = NODE_DIR / "node_modules" / ".bin" / "codex"
 REQUIRE_ENV = "OFFLOAD_MCP_REQUIRE_CLIENTS"
 #: keyring backend for server subprocesses: never the developer's real keyring
 NULL_KEYRING = "keyring.backends.null.Keyring"
@@ -47,21 +49,34 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def pinned_claude_version() -> str:
+def pinned_version(package_name: str) -> str:
     package = json.loads((NODE_DIR / "package.json").read_text("utf-8"))
-    return str(package["dependencies"]["@anthropic-ai/claude-code"])
+    return str(package["dependencies"][package_name])
+
+
+def pinned_claude_version() -> str:
+    return pinned_version("@anthropic-ai/claude-code")
 
 
 def claude_binary() -> Path:
     """The pinned `claude` CLI, after checking that it runs and is the pinned version."""
+    return _pinned_binary(CLAUDE_BIN, "Claude Code", pinned_claude_version())
+
+
+def codex_binary() -> Path:
+    """The pinned `codex` CLI, after checking that it runs and is the pinned version."""
+    return _pinned_binary(CODEX_BIN, "The Codex CLI", pinned_version("@openai/codex"))
+
+
+def _pinned_binary(binary: Path, label: str, pinned: str) -> Path:
     install = "npm install --prefix tests/node --no-audit --no-fund"
     if shutil.which("node") is None:
         unavailable(f"node is not on PATH; install Node.js and run '{install}'")
-    if not CLAUDE_BIN.exists():
-        unavailable(f"Claude Code is not installed in tests/node; run '{install}'")
+    if not binary.exists():
+        unavailable(f"{label} is not installed in tests/node; run '{install}'")
     try:
         done = subprocess.run(
-            [str(CLAUDE_BIN), "--version"],
+            [str(binary), "--version"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -70,14 +85,13 @@ def claude_binary() -> Path:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"{CLAUDE_BIN} --version failed: {exc}")
-    pinned = pinned_claude_version()
+        unavailable(f"{binary} --version failed: {exc}")
     if done.returncode != 0 or pinned not in done.stdout:
         unavailable(
-            f"{CLAUDE_BIN} --version said {done.stdout.strip() or done.stderr.strip()!r}, "
+            f"{binary} --version said {done.stdout.strip() or done.stderr.strip()!r}, "
             f"expected {pinned}; run '{install}'"
         )
-    return CLAUDE_BIN
+    return binary
 
 
 def offload_mcp_command() -> Path:
