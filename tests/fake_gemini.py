@@ -10,6 +10,7 @@ clients are what gets tested.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,13 +133,58 @@ def response_body(
 
 
 class FakeGemini(LoopbackFake):
-    """Serves the Generative Language API; `url` has no version path."""
+    """Serves the Generative Language API; `url` has no version path.
+
+    For concurrent callers (batch research) answers can also be queued per `route`: a request
+    whose prompt contains the route's text takes the next answer queued for it. `model_delay_s`
+    makes every model call take that long, and `max_in_flight` records how many overlapped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: dict[str, deque[Answer]] = {}
+        self.model_delay_s = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def route(self, match: str, *answers: Answer) -> None:
+        with self._lock:
+            self.routes.setdefault(match, deque()).extend(answers)
+
+    def _routed(self, request: Recorded) -> Answer | None:
+        contents = (request.body or {}).get("contents") or []
+        prompt = "".join(p.get("text", "") for c in contents for p in c.get("parts") or [])
+        with self._lock:
+            for match, queue in self.routes.items():
+                if match in prompt and queue:
+                    return queue.popleft()
+        return None
+
+    def _model_call(self, request: Recorded) -> Answer:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.model_delay_s:
+                self._stopping.wait(self.model_delay_s)
+            routed = self._routed(request)
+            if routed is not None:
+                return routed
+            return self.next_queued(lambda: Answer(200, json.dumps(response_body("ok"))))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     # -- queueing answers -------------------------------------------------------------------
 
     def reply(self, text: str = "ok", **fields: Any) -> None:
         """Queue one 200 answer; keyword arguments as for `response_body`."""
         self._queue_json(200, response_body(text, **fields))
+
+    @staticmethod
+    def answer_for(text: str = "ok", **fields: Any) -> Answer:
+        """A 200 answer to queue on a route; keyword arguments as for `response_body`."""
+        return Answer(200, json.dumps(response_body(text, **fields)))
 
     def quota(self, per: str = "minute", retry: str | None = "47s") -> None:
         self._queue_json(429, quota_body(per, retry))
@@ -166,7 +212,7 @@ class FakeGemini(LoopbackFake):
         if method == "GET" and route.rstrip("/").endswith("/models"):
             return Answer(200, json.dumps({"models": [{"name": "models/gemini-2.5-flash"}]}))
         if method == "POST" and ":" in route and "/models/" in route:
-            return self.next_queued(lambda: Answer(200, json.dumps(response_body("ok"))))
+            return self._model_call(request)
         body = error_body(404, f"Unknown request URL: {method} {path}")
         return Answer(404, json.dumps(body))
 

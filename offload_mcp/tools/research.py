@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 RESEARCH_DESCRIPTION = (
     "Answer a question from the public web (Gemini with Google Search) with numbered sources. "
-    "Optional context files/URLs; `schema` for a JSON answer. Public facts only."
+    "Optional context files/URLs; `schema` for a JSON answer; `entities`+`fields` for a "
+    "sourced table (CSV/JSON files). Public facts only."
 )
 #: JSON answers longer than this go to a file
 INLINE_CHARS = 4000
@@ -55,8 +56,14 @@ def register(server: MCPServer, state: AppState) -> None:
         max_sources: Annotated[int, Field(ge=1, le=20)] = 5,
         schema: Annotated[dict[str, Any], Field(description="JSON Schema of the answer.")] = {},  # noqa: B006
         provider: Annotated[str, Field(description="Force one provider.")] = "",
+        entities: list[str] = [],  # noqa: B006
+        fields: list[str] = [],  # noqa: B006
     ) -> str:
         with tool_errors("gemini_research"):
+            if entities or fields:
+                return await _batch(
+                    state, question, ctx, entities, fields, files, urls, schema, provider
+                )
             answer = await research(
                 state.dispatcher,
                 question,
@@ -69,6 +76,40 @@ def register(server: MCPServer, state: AppState) -> None:
             return await anyio.to_thread.run_sync(
                 answer.render, max_sources, state.paths.data_dir / "results"
             )
+
+
+async def _batch(
+    state: AppState,
+    question: str,
+    ctx: Context,
+    entities: list[str],
+    fields: list[str],
+    files: list[str],
+    urls: list[str],
+    schema: dict[str, Any],
+    provider: str,
+) -> str:
+    """`entities` + `fields`: one grounded look-up per entity, a table in files (research_batch)."""
+    from offload_mcp import research_batch
+
+    if schema:
+        raise InvalidRequest("give schema or entities+fields, not both.")
+
+    async def report(done: int, total: int, message: str) -> None:
+        await ctx.report_progress(done, total, message)
+
+    table = await research_batch.run_batch(
+        state.dispatcher,
+        question,
+        entities,
+        fields,
+        results_dir=state.paths.data_dir / "results",
+        files=files,
+        urls=urls,
+        provider=provider or None,
+        progress=report,
+    )
+    return research_batch.summary(table)
 
 
 class Answer:
