@@ -205,7 +205,9 @@ _FORBIDDEN = re.compile(r"403 Forbidden", re.IGNORECASE)
 _MODEL = re.compile(r"model_not_found|model .* does not exist|404 Not Found", re.IGNORECASE)
 _DOWN = re.compile(
     r"waiting for network|error sending request|Connection (?:failed|refused)"
-    r"|failed to lookup address|No running Ollama server|5\d\d (?:Internal|Bad|Service|Gateway)",
+    r"|failed to lookup address|No running Ollama server|5\d\d (?:Internal|Bad|Service|Gateway)"
+    # the connection dropped mid-stream (after Codex's own stream retries)
+    r"|stream disconnected before completion",
     re.IGNORECASE,
 )
 _IN = re.compile(r"try again in\s+((?:\d+\s*(?:days?|hours?|minutes?|seconds?)[\s,]*(?:and\s+)?)+)")
