@@ -36,6 +36,8 @@ class ProviderStatus:
     windows: list[WindowUse] = field(default_factory=list)
     cooling_until: float | None = None
     cooling_reason: str = ""
+    #: the health check's verdict (None when not checked)
+    healthy: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,11 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
             windows = await dispatcher.ledger_call(
                 ledger.window_use, provider.name, quota.cap_windows(provider, now)
             )
-        reachable = None
+        reachable, healthy = None, None
         if problem is None and check_health:
             key = found.value if found else None
-            reachable = (await dispatcher.health(provider, key)).detail
+            health = await dispatcher.health(provider, key)
+            reachable, healthy = health.detail, health.ok
         until, reason = cooling.get(provider.name, (None, ""))
         rows.append(
             ProviderStatus(
@@ -99,6 +102,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
                 windows=windows,
                 cooling_until=until,
                 cooling_reason=reason,
+                healthy=healthy,
             )
         )
 
@@ -190,9 +194,47 @@ def short_text(report: StatusReport) -> str:
         lines.append(f"- {head}: {'; '.join(details)}")
     if not any(row.problem is None for row in report.providers):
         lines.append("No provider is usable yet: store a key with 'offload-mcp keys set NAME'.")
+    research = research_line(report)
+    if research:
+        lines.append(research)
     lines.append(
         f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
     )
     if report.hidden:
         lines.append(f"({report.hidden} more presets: 'offload-mcp config presets')")
     return "\n".join(lines)
+
+
+RESEARCH_FIX = (
+    "set GEMINI_API_KEY (or 'offload-mcp keys set gemini'), or install the Gemini CLI "
+    "(npm install -g @google/gemini-cli) and run `gemini` once to log in"
+)
+
+
+def research_line(report: StatusReport) -> str:
+    """Which provider `gemini_research` would use now (API key or logged-in CLI) and its quota,
+    or what to set or run when none can."""
+    chain = [row for row in report.providers if "research" in row.chains]
+    if not chain:
+        return ""
+    for row in chain:
+        if row.problem or row.healthy is False:
+            continue
+        if row.cooling_until and row.cooling_until > report.now:
+            continue
+        keyless = row.key in ("missing", "not needed")
+        how = (row.reachable or "logged-in CLI") if keyless else f"key {row.key}"
+        quota = ", ".join(window_text(use, report.now, with_reset=False) for use in row.windows)
+        return f"gemini_research: via {row.name} ({how})" + (f"; quota {quota}" if quota else "")
+    why = "; ".join(
+        f"{row.name}: "
+        + (
+            row.problem.removeprefix(f"{row.name}: ")
+            if row.problem
+            else (row.reachable or "")
+            if row.healthy is False
+            else "cooling down"
+        )[:120]
+        for row in chain
+    )
+    return f"gemini_research: unusable ({why}). Fix: {RESEARCH_FIX}."

@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -198,8 +199,40 @@ class GeminiCliBackend:
         version = done.stdout.decode(errors="replace").strip()
         if done.returncode != 0:
             return Health(False, f"`gemini --version` exited {done.returncode}")
-        auth = "API key" if self._key else "its own login (not checked)"
+        auth = "API key" if self._key else login_method(self.env())
+        if auth is None:
+            return Health(False, f"Gemini CLI {version} is not logged in; {LOGIN_HINT}")
         return Health(True, f"Gemini CLI {version}, using {auth}")
+
+
+_AUTH_NAMES = {
+    "oauth-personal": "its Google login",
+    "gemini-api-key": "an API key",
+    "vertex-ai": "Vertex AI",
+    "compute-default-credentials": "cloud credentials",
+}
+
+
+def login_method(env: dict[str, str]) -> str | None:
+    """How the CLI will authenticate, by its own precedence (env, then its settings file), or
+    None when it would exit 41. Its settings live in `$GEMINI_CLI_HOME` or `$HOME` `/.gemini`."""
+    if env.get("GOOGLE_GENAI_USE_GCA", "").lower() == "true":
+        return "its Google login"
+    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() == "true":
+        return "Vertex AI"
+    if env.get("GEMINI_API_KEY"):
+        return "an API key"
+    home = env.get("GEMINI_CLI_HOME") or env.get("HOME") or ""
+    try:
+        settings = json.loads((Path(home) / ".gemini" / "settings.json").read_text("utf-8"))
+        auth = settings.get("security", {}).get("auth", {})
+        # `selectedAuthType` at the top is how CLIs before the `security` section wrote it
+        chosen = auth.get("selectedType") or settings.get("selectedAuthType")
+    except (OSError, ValueError, KeyError, TypeError):
+        chosen = None
+    if not home or not isinstance(chosen, str) or not chosen:
+        return None
+    return _AUTH_NAMES.get(chosen, chosen)
 
 
 def _events(lines: list[str]) -> list[dict[str, Any]]:
