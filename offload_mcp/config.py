@@ -243,6 +243,9 @@ class DelegateConfig(_Strict):
     verify_timeout_s: float = Field(600.0, gt=0)
     #: refuse to copy a non-git directory bigger than this (files)
     max_copy_files: int = Field(20_000, gt=0)
+    #: finished worktrees kept per repository for the next delegation (0: none), and in all
+    pool_per_repo: int = Field(2, ge=0)
+    pool_max: int = Field(8, ge=0)
 
 
 class Settings(_Strict):

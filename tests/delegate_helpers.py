@@ -114,3 +114,25 @@ async def eventually(check: Callable[[], object], timeout: float = 8.0) -> bool:
             return True
         await anyio.sleep(0.02)
     return bool(check())
+
+
+def given_back(workdir: Path) -> bool:
+    """The run's worktree is back in the pool: at HEAD with no change and no untracked or
+    ignored file, beside no leftover scratch file, and its slot's lock free."""
+    import fcntl
+    import os
+
+    root = Path(sh(workdir, "git", "rev-parse", "--show-toplevel").strip())
+    slot = root.parent
+    if sorted(p.name for p in slot.iterdir()) != [root.name]:
+        return False
+    if sh(root, "git", "status", "--porcelain", "--ignored", "--untracked-files=all"):
+        return False
+    fd = os.open(slot.with_suffix(".lock"), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True

@@ -18,6 +18,7 @@ from tests.delegate_helpers import (
     connect,
     delegate,
     eventually,
+    given_back,
     ledger_rows,
     make_repo,
     worktrees,
@@ -155,7 +156,9 @@ async def test_idle_timeout_kills_codex(paths: Paths, repo: Path, tmp_path: Path
     assert not alive(fake) and not alive(int(pidfile.read_text()))
     assert group_members(fake) == []
     assert [row[2] for row in ledger_rows(paths)] == ["timeout"]
-    assert await eventually(lambda: len(worktrees(repo)) == 1)
+    workdir = Path(codex.calls()[0]["cwd"])
+    assert await eventually(lambda: given_back(workdir))  # pooled, its half-done work gone
+    assert len(worktrees(repo)) == 2
 
 
 async def test_verify_timeout_kills_its_group(
@@ -197,12 +200,13 @@ async def test_cancellation_leaves_no_process_behind(
             group.cancel_scope.cancel()
         assert await eventually(lambda: not alive(fake) and not alive(grandchild))
         assert group_members(fake) == []
-        assert await eventually(lambda: len(worktrees(repo)) == 1)
         workdir = Path(codex.calls()[0]["cwd"])
-        assert await eventually(lambda: not workdir.exists())
+        assert await eventually(lambda: given_back(workdir))
+        assert len(worktrees(repo)) == 2
         # the server is still serving
         codex.plays([[{"message": "fine"}]])
         is_error, text = await delegate(client, task="t", path=".")
         assert not is_error and text.startswith("outcome: no_changes"), text
+        assert codex.calls()[1]["cwd"] == str(workdir)  # the same worktree, reused
     outcomes = [row[2] for row in ledger_rows(paths)]
     assert outcomes == ["cancelled", "ok"]

@@ -16,6 +16,7 @@ from tests.delegate_helpers import (
     connect,
     delegate,
     eventually,
+    given_back,
     ledger_rows,
     make_repo,
     result_path,
@@ -74,9 +75,10 @@ async def test_verify_fails_then_passes_on_the_retry(paths: Paths, repo: Path, c
     assert 'sandbox_mode="workspace-write"' in second["argv"]
     assert second["cwd"] == workdir
     assert "41" in second["stdin"] and "exit 1" in second["stdin"]
-    # the user's tree is untouched (apply was not asked), the worktree is gone
+    # the user's tree is untouched (apply was not asked), the worktree back in the pool clean
     assert (repo / "answer.txt").read_text() == "0\n"
-    assert await eventually(lambda: len(worktrees(repo)) == 1 and not Path(workdir).exists())
+    assert await eventually(lambda: given_back(Path(workdir)))
+    assert len(worktrees(repo)) == 2
     patch = result_path(text, "patch").read_text()
     assert "-0\n+42\n" in patch
     # one ledger row per Codex run, each with its own tokens (usage is thread-cumulative)

@@ -4,7 +4,7 @@ Steps: the arguments are checked before anything starts (path inside the allowed
 directory; files inside it and not deny-listed; `apply` only with `verify` and a writable
 sandbox); the provider is the first enabled `codex` provider of the `delegate` chain, and must
 be installed and logged in; the rendered brief passes the privacy gate at Codex's trust level
-(redacted values are restored in Codex's summary). Then Codex works in a fresh workspace;
+(redacted values are restored in Codex's summary). Then Codex works in an isolated workspace;
 `verify` runs there; if it fails, the same thread is resumed once with the failing output
 and `verify` runs again. The patch goes to a file; with `apply` it is written to the user's
 tree only when verify passed and the touched files did not change meanwhile.
@@ -38,9 +38,10 @@ from offload_mcp import contract, errors
 from offload_mcp.backends.codex import INSTALL_HINT, CodexBackend
 from offload_mcp.backends.codex_events import CodexUsage
 from offload_mcp.config import Paths, ProviderConfig
-from offload_mcp.delegate import patch, workspace
+from offload_mcp.delegate import patch, retention, workspace
 from offload_mcp.delegate.codex_run import FATAL, Attempt, Runner
 from offload_mcp.delegate.patch import Changes
+from offload_mcp.delegate.pool import Pool
 from offload_mcp.delegate.progress import Send, Throttle
 from offload_mcp.delegate.verify import RETRY_CHARS, RETRY_LINES, VerifyResult, run_verify
 from offload_mcp.delegate.workspace import DenyList, Workspace
@@ -271,12 +272,19 @@ async def _delegate(
     config = dispatcher.settings.delegate
 
     throttle.enter("preparing the workspace")
+    # A kept workspace is the caller's to inspect: it never comes from (or goes to) the pool.
+    pool = (
+        None
+        if brief.keep_workspace
+        else Pool(folder / "pool", config.pool_per_repo, config.pool_max)
+    )
     space = await anyio.to_thread.run_sync(
         lambda: workspace.create(
             checked.directory,
             checked.deny,
             parent=folder / "workspaces",
             max_copy_files=config.max_copy_files,
+            pool=pool,
         )
     )
     done = Delegation(outcome="codex_failed", provider=provider.name, model=provider.model)
@@ -406,9 +414,12 @@ async def _finish(
     if brief.keep_workspace:
         done.kept = space.root
     else:
-        # Removal needs nothing from the result, so it does not hold the result up (~10 ms
-        # of git); a non-daemon thread finishes it even if the server is shutting down.
+        # Removal (or the return to the pool) needs nothing from the result, so it does not
+        # hold the result up; a non-daemon thread finishes it even if the server is shutting
+        # down.
         threading.Thread(target=workspace.remove, args=(space,), name="delegate-cleanup").start()
+    if retention.due():
+        threading.Thread(target=retention.prune, args=(folder,), name="delegate-prune").start()
 
 
 def _not_installed(backend: CodexBackend) -> errors.ProviderError:

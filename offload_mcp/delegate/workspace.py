@@ -14,15 +14,32 @@ Codex creates under such names are left out of the patch. What this does not do:
 sandbox restricts writes, not reads, so a determined Codex could still read the user's own
 tree by absolute path, and the worktree's `.git` link lets git show committed history.
 
-Workspaces live under the data dir (`delegate/workspaces/ws-*`), not the system temp dir: a
-known place to find a kept one, the user's disk rather than a RAM-backed /tmp for big trees
-(and this machine's /tmp made every file write ten times slower). They are removed afterwards
-unless kept on request; the next delegation sweeps any older than a day (a killed server's,
-or kept ones), and `git worktree prune` in the user's repo then clears their entries.
+Reuse: a git workspace comes from a small pool of finished worktrees per repository (`pool`;
+`[delegate] pool_per_repo`, `pool_max`), because `git worktree add` writes every tracked file
+(~250 ms for 500 files, seconds for 10k) while most of them are the same as last time. A
+pooled worktree is first checked (its `.git` link still leads to this repository's git dir,
+else it is replaced), then brought to the user's HEAD with `reset --hard <HEAD>` (only files
+that differ from its index are written) and `clean -ffdx` (every untracked file goes: the
+last run's new files, ignored build output and nested repositories; directories of
+submodules, which git leaves alone, are emptied), and its scratch files beside it deleted;
+from there the user's uncommitted work and the deny list are applied exactly as for a new
+worktree, so a reused workspace is the same as a fresh one. `remove` gives it back scrubbed
+the same way and without the deny-listed files (off the result's path, so the next taker's
+reset has little to do), or evicts it when git cannot. A kept workspace (`keep_workspace`) is
+always new and never pooled. Pooled worktrees show in the user's `git worktree list`,
+detached.
 
-Cost: one `rev-parse`, `worktree add` (a checkout: most of the time, growing with the tree)
-while `status` and `ls-files` read the user's tree, and `update-index` + `write-tree` only
-when there is uncommitted work; `bench/delegate_overhead.py` measures the whole call.
+New and kept workspaces live under the data dir (`delegate/workspaces/ws-*`), not the system
+temp dir: a known place to find a kept one, the user's disk rather than a RAM-backed /tmp for
+big trees (and this machine's /tmp made every file write ten times slower). They are removed
+afterwards unless kept on request; the next delegation sweeps any older than a day (a killed
+server's, or kept ones), and `git worktree prune` in the user's repo then clears their
+entries.
+
+Cost: one `rev-parse`; the checkout (`worktree add`, or `reset` + `clean` of a pooled one:
+~15 ms for 2,000 files) while `status` and `ls-files` read the user's tree; `update-index` +
+`write-tree` only when there is uncommitted work. `bench/delegate_overhead.py` measures the
+whole call.
 """
 
 from __future__ import annotations
@@ -31,24 +48,21 @@ import contextlib
 import fnmatch
 import os
 import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from offload_mcp.errors import InvalidRequest, OffloadError
+from offload_mcp.delegate import pool as pooling
+from offload_mcp.delegate.gitcmd import GitError, finish_git, git, start_git
+from offload_mcp.errors import InvalidRequest
+
+__all__ = ["DenyList", "GitError", "Workspace", "create", "git", "remove"]
 
 #: a workspace older than this is removed by the next delegation (killed servers, kept ones)
 STALE_S = 24 * 3600
-#: git variables that would point our git calls at some other repository or index
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
-
-
-class GitError(OffloadError):
-    """A git command the workspace needs failed."""
 
 
 @dataclass(frozen=True)
@@ -86,94 +100,44 @@ class Workspace:
     denied: list[str] = field(default_factory=list)
     #: uncommitted or untracked files copied from the user's tree
     carried: int = 0
+    #: the pool slot of a pooled worktree (given back by `remove`)
+    lease: pooling.Lease | None = None
 
     def git(self, *args: str, stdin: bytes | None = None) -> bytes:
         return git([*self.git_prefix, *args], stdin=stdin)
 
 
-def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    env["GIT_OPTIONAL_LOCKS"] = "0"  # reading the user's repo must not take its index lock
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["LC_ALL"] = "C"
-    return env
-
-
-def git(argv: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
-    """Run `git argv...`; its stdout, or `GitError` with the end of stderr."""
-    try:
-        done = subprocess.run(
-            ["git", *argv],
-            input=stdin,
-            capture_output=True,
-            cwd=cwd,
-            env=git_env(),
-            check=False,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed.", hint="Install git; delegation needs it.") from None
-    if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        why = said[-1][:300] if said else f"exit {done.returncode}"
-        raise GitError(f"git {_subcommand(argv)} failed: {why}")
-    return done.stdout
-
-
-def start_git(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start `git argv...` now; `finish_git` collects it (lets independent calls overlap)."""
-    try:
-        return subprocess.Popen(
-            ["git", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=git_env(),
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed.", hint="Install git; delegation needs it.") from None
-
-
-def finish_git(process: subprocess.Popen[bytes], argv: Sequence[str]) -> bytes:
-    out, err = process.communicate()
-    if process.returncode != 0:
-        said = err.decode("utf-8", "replace").strip().splitlines()
-        why = said[-1][:300] if said else f"exit {process.returncode}"
-        raise GitError(f"git {_subcommand(argv)} failed: {why}")
-    return out
-
-
-def _subcommand(argv: Sequence[str]) -> str:
-    """`worktree` of `-C DIR worktree add ...`: the word to name in an error."""
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("-C", "--git-dir", "--work-tree", "-c"):
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return "command"
-
-
-def create(path: Path, deny: DenyList, *, parent: Path, max_copy_files: int) -> Workspace:
-    """A workspace mirroring `path`'s tree, in a new directory under `parent`; the caller
-    must `remove` it."""
+def create(
+    path: Path,
+    deny: DenyList,
+    *,
+    parent: Path,
+    max_copy_files: int,
+    pool: pooling.Pool | None = None,
+) -> Workspace:
+    """A workspace mirroring `path`'s tree: a worktree from `pool` when given and `path` is in
+    a git repository, else a new directory under `parent`; the caller must `remove` it."""
     found = _repo_of(path)
+    if found is not None and pool is not None and pooling.usable(pool):
+        return _pooled(path, found, pool, deny)
     parent.mkdir(parents=True, exist_ok=True)
     _sweep(parent)
     scratch = Path(tempfile.mkdtemp(prefix="ws-", dir=parent))
     try:
         if found is None:
             return _copy(path, scratch, deny, max_copy_files)
-        return _worktree(path, *found, scratch, deny)
+        return _worktree(path, found, deny, scratch, scratch / (found.top.name or "repo"))
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
 
 
 def remove(workspace: Workspace) -> None:
-    """Delete the workspace and, for a worktree, its entry in the user's repository."""
+    """Give a pooled worktree back clean; delete any other workspace and, for a worktree, its
+    entry in the user's repository."""
+    if workspace.lease is not None:
+        _give_back(workspace.lease, workspace.denied)
+        return
     source = str(workspace.source_root)
     if workspace.kind == "worktree":
         try:
@@ -194,41 +158,56 @@ def _sweep(parent: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _repo_of(path: Path) -> tuple[Path, str, str] | None:
-    """(top level, HEAD commit, its tree) of the repository holding `path`; None outside one
-    or before its first commit."""
+@dataclass(frozen=True)
+class _Repo:
+    top: Path
+    head: str
+    head_tree: str
+    #: the repository's git dir shared by its worktrees (`.git` of the main one)
+    common: Path
+
+
+def _repo_of(path: Path) -> _Repo | None:
+    """The repository holding `path`; None outside one or before its first commit."""
     try:
-        out = git(["-C", str(path), "rev-parse", "--show-toplevel", "HEAD", "HEAD^{tree}"])
+        asked = ("--show-toplevel", "--git-common-dir", "HEAD", "HEAD^{tree}")
+        out = git(["-C", str(path), "rev-parse", *asked])
     except GitError:
         return None
     lines = out.decode("utf-8", "surrogateescape").splitlines()
-    if len(lines) != 3:
+    if len(lines) != 4:
         return None
-    return Path(lines[0]).resolve(), lines[1].strip(), lines[2].strip()
+    top = Path(lines[0]).resolve()
+    return _Repo(top, lines[2].strip(), lines[3].strip(), (path / lines[1]).resolve())
+
+
+class _Stale(Exception):
+    """A pooled worktree git cannot bring to the user's state; it is replaced."""
+
+
+def _pooled(path: Path, repo: _Repo, pool: pooling.Pool, deny: DenyList) -> Workspace:
+    for _ in range(3):
+        lease = pooling.acquire(pool, repo.top)
+        try:
+            return _worktree(path, repo, deny, lease.slot, lease.root, lease)
+        except _Stale:
+            pooling.evict(lease)
+        except BaseException:
+            _give_back(lease)
+            raise
+    raise GitError(f"cannot prepare a worktree of {repo.top}: pooled worktrees keep failing.")
 
 
 def _worktree(
-    path: Path, top: Path, head: str, head_tree: str, scratch: Path, deny: DenyList
+    path: Path,
+    repo: _Repo,
+    deny: DenyList,
+    scratch: Path,
+    root: Path,
+    lease: pooling.Lease | None = None,
 ) -> Workspace:
-    root = scratch / (top.name or "repo")
-    # What the user changed, and what is tracked, are read while git checks out the worktree.
-    status_argv = [
-        "-C",
-        str(top),
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--no-renames",
-        "--ignore-submodules=all",
-    ]
-    tracked_argv = ["-C", str(top), "ls-files", "-z"]
-    status_run, tracked_run = start_git(status_argv), start_git(tracked_argv)
-    try:
-        git(["-C", str(top), "worktree", "add", "--detach", "--quiet", str(root), head])
-    finally:
-        status = finish_git(status_run, status_argv)
-        tracked = finish_git(tracked_run, tracked_argv)
+    top = repo.top
+    status, tracked = _checkout(repo, root, lease)
     workspace = Workspace(
         source_root=top,
         root=root,
@@ -236,27 +215,27 @@ def _worktree(
         kind="worktree",
         scratch=scratch,
         git_prefix=["-C", str(root)],
+        lease=lease,
     )
+    names: set[str] = set()
+    for entry in tracked.split(b"\0"):
+        meta, _, name = entry.partition(b"\t")
+        if name:
+            names.add(os.fsdecode(name))
+            if meta.startswith(b"160000") and lease is not None and lease.reused:
+                _empty_dir(root / os.fsdecode(name))  # a submodule's: git leaves what is in it
     touched: list[str] = []
     for entry in status.split(b"\0"):
         if len(entry) < 4:
             continue
         relative = os.fsdecode(entry[3:])
+        names.add(relative)
         if deny.denies(relative) or relative.endswith("/"):  # "/": a nested repository
             continue
         _mirror(top / relative, root / relative)
         touched.append(relative)
     workspace.carried = len(touched)
-    names = {os.fsdecode(name) for name in tracked.split(b"\0") if name}
-    names.update(os.fsdecode(e[3:]) for e in status.split(b"\0") if len(e) >= 4)
-    for relative in sorted(names):
-        if not deny.denies(relative):
-            continue
-        if os.path.lexists(top / relative) or os.path.lexists(root / relative):
-            workspace.denied.append(relative)
-        if os.path.lexists(root / relative):
-            (root / relative).unlink()
-            touched.append(relative)
+    touched += _deny(workspace, names, deny)
     if not workspace.workdir.is_dir():
         raise InvalidRequest(
             f"path: {path} is neither tracked nor untracked in its repository (ignored?).",
@@ -274,8 +253,113 @@ def _worktree(
         )
         workspace.base_tree = workspace.git("write-tree").decode().strip()
     else:
-        workspace.base_tree = head_tree
+        workspace.base_tree = repo.head_tree
     return workspace
+
+
+def _checkout(repo: _Repo, root: Path, lease: pooling.Lease | None) -> tuple[bytes, bytes]:
+    """Put HEAD's files at `root` (a new worktree, or a pooled one refreshed) while the user's
+    status and index are read; returns both (`status -z`, `ls-files -s -z`)."""
+    top = str(repo.top)
+    status_argv = ["-C", top, "status", "--porcelain=v1", "-z", "--untracked-files=all"]
+    status_argv += ["--no-renames", "--ignore-submodules=all"]
+    tracked_argv = ["-C", top, "ls-files", "-s", "-z"]
+    status_run, tracked_run = start_git(status_argv), start_git(tracked_argv)
+    try:
+        if lease is not None and lease.reused:
+            _refresh(lease, repo)
+        else:
+            git(["-C", top, "worktree", "add", "--detach", "--quiet", str(root), repo.head])
+    finally:
+        status = finish_git(status_run, status_argv)
+        tracked = finish_git(tracked_run, tracked_argv)
+    return status, tracked
+
+
+def _deny(workspace: Workspace, names: set[str], deny: DenyList) -> list[str]:
+    """Remove deny-listed paths checked out from HEAD; note every deny-listed path met."""
+    removed = []
+    root, top = workspace.root, workspace.source_root
+    for relative in sorted(names):
+        if not deny.denies(relative):
+            continue
+        if os.path.lexists(top / relative) or os.path.lexists(root / relative):
+            workspace.denied.append(relative)
+        if os.path.lexists(root / relative):
+            (root / relative).unlink()
+            removed.append(relative)
+    return removed
+
+
+def _refresh(lease: pooling.Lease, repo: _Repo) -> None:
+    """Bring a pooled worktree to the user's HEAD, exactly: tracked files as committed, nothing
+    else (no file the last run left, ignored or not); only files that differ are written."""
+    if not _linked(lease.root, repo.common):
+        raise _Stale
+    _clear_scratch(lease)
+    try:
+        _scrub(lease.root, repo.head)
+    except GitError as exc:
+        raise _Stale from exc
+
+
+def _scrub(root: Path, head: str = "HEAD") -> None:
+    # no reflog entry per reuse: the worktree's HEAD log would grow forever
+    git(["-C", str(root), "-c", "core.logAllRefUpdates=false", "reset", "--hard", "-q", head])
+    git(["-C", str(root), "clean", "-ffdxq"])  # -ff: nested repositories too; -x: ignored
+
+
+def _give_back(lease: pooling.Lease, denied: Iterable[str] = ()) -> None:
+    """Return a slot to the pool clean (the next taker scrubs again: this only saves it the
+    work), deny-listed files checked out from HEAD removed again, or evict it when that fails."""
+    with pooling.returning(lease):
+        try:
+            if not (lease.root / ".git").is_file():
+                raise _Stale
+            _clear_scratch(lease)
+            _scrub(lease.root)
+            for relative in denied:
+                if os.path.lexists(lease.root / relative):
+                    (lease.root / relative).unlink()
+        except (_Stale, GitError, OSError):
+            pooling.evict(lease)
+            return
+        pooling.release(lease)
+
+
+def _linked(root: Path, common: Path) -> bool:
+    """`root` is still a worktree of the repository whose git dir is `common` (its `.git`
+    file could have been rewritten, or the repository moved or pruned it)."""
+    link = root / ".git"
+    try:
+        if link.is_symlink() or not link.is_file():
+            return False
+        admin = link.parent / link.read_text("utf-8").strip().removeprefix("gitdir:").strip()
+        back = admin / (admin / "gitdir").read_text("utf-8").strip()
+        return admin.resolve().parent == (common / "worktrees").resolve() and (
+            back.resolve() == link.resolve()
+        )
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _clear_scratch(lease: pooling.Lease) -> None:
+    """The last run's files beside the worktree (its schema file, anything else)."""
+    for entry in lease.slot.iterdir():
+        if entry != lease.root:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _empty_dir(directory: Path) -> None:
+    if directory.is_dir() and not directory.is_symlink():
+        for entry in list(directory.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def _copy(path: Path, scratch: Path, deny: DenyList, max_files: int) -> Workspace:
