@@ -14,6 +14,7 @@ from offload_mcp.backends.codex_events import (
     CodexUsage,
     Progress,
     failure_error,
+    killed_error,
     plan_reset_s,
 )
 
@@ -290,3 +291,83 @@ def test_turn_completed_clears_an_earlier_failure() -> None:
 )
 def test_plan_reset_s(message: str, expected: float | None) -> None:
     assert plan_reset_s(message, now=LOCAL_NOW) == expected
+
+
+# Observed from the real 0.169.0 against tests/fake_responses.py (curly apostrophe included).
+REAL_PLAN_LIMIT = (
+    "You\u2019ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
+    "https://chatgpt.com/settings/usage to purchase more credits or try again at 2:09 AM."
+)
+REAL_DROP = (
+    "stream disconnected before completion: Transport error: network error: error decoding "
+    "response body"
+)
+NETWORK_WAIT = "Reconnecting... waiting for network (Connection failed: error sending request)"
+
+
+def test_real_plan_limit_and_dropped_stream_messages() -> None:
+    error = failure_error("codex", failed(REAL_PLAN_LIMIT, (REAL_PLAN_LIMIT,)), 1)
+    assert isinstance(error, errors.RateLimited) and "usage limit" in str(error)
+    assert plan_reset_s(REAL_PLAN_LIMIT, now=LOCAL_NOW) == 12 * 3600 + 9 * 60
+    assert isinstance(
+        failure_error("codex", failed(REAL_DROP, (REAL_DROP,)), 1), errors.ProviderDown
+    )
+
+
+def test_absolute_file_change_paths_are_kept_relative_to_the_root(tmp_path) -> None:
+    root = tmp_path / "work"
+    inside, outside = str(root / "src" / "a.py"), str(tmp_path / "elsewhere.py")
+    run = CodexRun(root=str(root))
+    progress = [
+        run.feed(json.dumps(event))
+        for event in (
+            {
+                "type": "item.completed",
+                "item": {
+                    "id": "item_1",
+                    "type": "file_change",
+                    "status": "completed",
+                    "changes": [
+                        {"path": inside, "kind": "add"},
+                        {"path": outside, "kind": "update"},
+                        {"path": "rel.txt", "kind": "delete"},
+                    ],
+                },
+            },
+        )
+    ]
+    assert progress == [Progress("file_change", f"src/a.py, {outside}, rel.txt")]
+    assert set(run.file_changes) == {"src/a.py", outside, "rel.txt"}
+    # without a root the paths stay as Codex wrote them
+    bare, _ = feed(
+        [
+            {
+                "type": "item.completed",
+                "item": {
+                    "id": "x",
+                    "type": "file_change",
+                    "status": "completed",
+                    "changes": [{"path": inside, "kind": "add"}],
+                },
+            }
+        ]
+    )
+    assert set(bare.file_changes) == {inside}
+
+
+def test_network_wait_is_tracked_until_another_event() -> None:
+    run, _ = feed([{"type": "turn.started"}, {"type": "error", "message": NETWORK_WAIT}])
+    assert run.offline_since is not None and run.offline_s() >= 0
+    first = run.offline_since
+    run.feed(json.dumps({"type": "error", "message": NETWORK_WAIT}))
+    assert run.offline_since == first, "the wait is measured from the first notice in a row"
+    down = killed_error("codex", run, "printed nothing for 5 s")
+    assert isinstance(down, errors.ProviderDown) and "cannot reach the model" in str(down)
+    assert NETWORK_WAIT in str(down)
+    run.feed(json.dumps({"type": "item.completed", "item": {"type": "reasoning", "text": "t"}}))
+    assert run.offline_since is None and run.offline_s() == 0
+    slow = killed_error("codex", run, "printed nothing for 5 s")
+    assert type(slow) is errors.ProviderTimeout
+    # other notices (retry counts) are not a network wait
+    retrying, _ = feed([{"type": "error", "message": "Reconnecting... 1/5 (429)"}])
+    assert retrying.offline_since is None

@@ -30,7 +30,7 @@ from typing import Any
 
 from offload_mcp import errors
 from offload_mcp.backends.base import Health
-from offload_mcp.backends.codex_events import CodexRun, failure_error
+from offload_mcp.backends.codex_events import CodexRun, failure_error, killed_error
 from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
 from offload_mcp.config import ProviderConfig
 from offload_mcp.packets import Completion, CompletionRequest, Usage
@@ -171,21 +171,24 @@ class CodexBackend:
 
     async def _run(self, argv: list[str], request: CompletionRequest) -> tuple[CodexRun, int, str]:
         name = self.provider.name
-        run = CodexRun()
+        workdir = argv[argv.index("-C") + 1]
+        run = CodexRun(root=workdir)
+        idle_s = min(self.idle_timeout_s, request.timeout_s)
         try:
             async with run_process(
                 argv,
                 env=self.child_env(),
-                cwd=argv[argv.index("-C") + 1],
+                cwd=workdir,
                 stdin_data=self.prompt(request).encode("utf-8"),
                 timeout_s=request.timeout_s,
-                idle_timeout_s=min(self.idle_timeout_s, request.timeout_s),
+                idle_timeout_s=idle_s,
             ) as proc:
                 async for line in proc.lines():
                     run.feed(line)
+                    if run.offline_s() >= idle_s:
+                        raise killed_error(name, run, f"waited for the network over {idle_s:g} s")
         except ProcessTimedOut as exc:
-            said = f" Last notice: {run.notices[-1][:200]}" if run.notices else ""
-            raise errors.ProviderTimeout(name, f"codex {exc}; killed.{said}") from None
+            raise killed_error(name, run, str(exc)) from None
         except OutputTooLarge as exc:
             raise errors.BadResponse(name, f"codex wrote too much: {exc}; killed.") from None
         except OSError as exc:

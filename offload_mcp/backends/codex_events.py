@@ -3,12 +3,16 @@
 Shapes: reference/backends.md §1.3 and §1.6 (Codex 0.169.0). Fields vary between versions, so
 unknown event and item types are ignored, missing fields default, and non-JSON lines (a
 stray log line) are skipped. Usage is thread-cumulative: the last `turn.completed` wins.
+`file_change` paths come absolute from the real CLI (0.169.0); given the run's `root`, they are
+kept relative to it, so a progress line names the file, not the workspace directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +77,8 @@ class Progress:
 class CodexRun:
     """Everything learned from one run's stream; feed it lines in order."""
 
+    #: the working root; absolute `file_change` paths under it are stored relative to it
+    root: str | None = None
     thread_id: str | None = None
     final_message: str | None = None
     usage: CodexUsage | None = None
@@ -81,6 +87,8 @@ class CodexRun:
     failure: str | None = None
     #: non-terminal `error` events and `error` items (retry notices, config warnings)
     notices: list[str] = field(default_factory=list)
+    #: when the unbroken run of "waiting for network" notices began (monotonic clock)
+    offline_since: float | None = None
     commands: dict[str, CommandRun] = field(default_factory=dict)
     file_changes: dict[str, FileChange] = field(default_factory=dict)
     ignored_lines: int = 0
@@ -96,6 +104,10 @@ class CodexRun:
             self.ignored_lines += 1
             return None
         kind = event.get("type")
+        if kind == "error" and _NETWORK_WAIT.search(_message(event)):
+            self.offline_since = self.offline_since or time.monotonic()
+        else:
+            self.offline_since = None
         if kind == "thread.started":
             self.thread_id = _str(event.get("thread_id")) or self.thread_id
         elif kind == "turn.completed":
@@ -147,11 +159,28 @@ class CodexRun:
         fresh = []
         for change in changes:
             if isinstance(change, dict) and _str(change.get("path")):
-                path = _str(change["path"])
+                path = self._relative(_str(change["path"]))
                 if path not in self.file_changes:
                     fresh.append(path)
                 self.file_changes[path] = FileChange(path, _str(change.get("kind")) or "update")
         return Progress("file_change", ", ".join(fresh)) if fresh else None
+
+    def _relative(self, path: str) -> str:
+        if self.root is None or not os.path.isabs(path):
+            return path
+        for root in (self.root, os.path.realpath(self.root)):
+            inside = os.path.relpath(path, root)
+            if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+                return inside
+        return path
+
+    def offline_s(self) -> float:
+        """How long Codex has been saying only "waiting for network" (0 when it is not).
+
+        0.169.0 cannot reach the model then and retries with growing pauses (5 s, 10 s, 20 s,
+        ...) for as long as it is left running; each notice would reset an idle timeout.
+        """
+        return 0.0 if self.offline_since is None else time.monotonic() - self.offline_since
 
     @property
     def failed_commands(self) -> list[CommandRun]:
@@ -201,6 +230,7 @@ _AUTH = re.compile(
 _PLAN_LIMIT = re.compile(r"hit your usage limit|usage limit reached|out of credits", re.IGNORECASE)
 _QUOTA = re.compile(r"Quota exceeded|insufficient_quota", re.IGNORECASE)
 _RATE = re.compile(r"429 Too Many Requests|rate limit|rate_limit_exceeded", re.IGNORECASE)
+_NETWORK_WAIT = re.compile(r"waiting for network", re.IGNORECASE)
 _FORBIDDEN = re.compile(r"403 Forbidden", re.IGNORECASE)
 _MODEL = re.compile(r"model_not_found|model .* does not exist|404 Not Found", re.IGNORECASE)
 _DOWN = re.compile(
@@ -252,6 +282,17 @@ def plan_reset_s(message: str, now: datetime | None = None) -> float | None:
             when += timedelta(days=1)
     wait = (when - now).total_seconds()
     return wait if wait > 0 else None
+
+
+def killed_error(provider: str, run: CodexRun, why: str) -> errors.ProviderError:
+    """The error for a run we killed (`why`: a timeout or the network wait below).
+
+    Killed while Codex waited for the network means the model was unreachable, not slow.
+    """
+    said = f" Last notice: {run.notices[-1][:200]}" if run.notices else ""
+    if run.offline_since is not None:
+        return errors.ProviderDown(provider, f"cannot reach the model: codex {why}; killed.{said}")
+    return errors.ProviderTimeout(provider, f"codex {why}; killed.{said}")
 
 
 def failure_error(

@@ -17,7 +17,7 @@ import anyio
 
 from offload_mcp import errors, quota
 from offload_mcp.backends.codex import INSTALL_HINT, CodexBackend
-from offload_mcp.backends.codex_events import CodexRun, CodexUsage, failure_error
+from offload_mcp.backends.codex_events import CodexRun, CodexUsage, failure_error, killed_error
 from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
 from offload_mcp.delegate.progress import Throttle
 from offload_mcp.dispatch import Dispatcher
@@ -96,7 +96,7 @@ async def run_codex(
             hint="Wait for the reset, or do this task yourself.",
         )
     assert isinstance(reserved, int)  # no cache key, so never a cache hit
-    run = CodexRun()
+    run = CodexRun(root=runner.cwd)
     started = time.monotonic()
     error: errors.ProviderError | None = None
     outcome = "cancelled"
@@ -123,6 +123,7 @@ async def run_codex(
 async def _stream(runner: Runner, argv: list[str], prompt: str, run: CodexRun) -> tuple[int, str]:
     backend, throttle, timeout_s = runner.backend, runner.throttle, runner.timeout_s
     name = backend.provider.name
+    idle_s = min(backend.idle_timeout_s, timeout_s)
     try:
         async with run_process(
             argv,
@@ -130,10 +131,12 @@ async def _stream(runner: Runner, argv: list[str], prompt: str, run: CodexRun) -
             cwd=runner.cwd,
             stdin_data=prompt.encode("utf-8"),
             timeout_s=timeout_s,
-            idle_timeout_s=min(backend.idle_timeout_s, timeout_s),
+            idle_timeout_s=idle_s,
         ) as proc:
             async for line in proc.lines():
                 progress = run.feed(line)
+                if run.offline_s() >= idle_s:
+                    raise killed_error(name, run, f"waited for the network over {idle_s:g} s")
                 if progress is None:
                     continue
                 if progress.kind == "command":
@@ -141,8 +144,7 @@ async def _stream(runner: Runner, argv: list[str], prompt: str, run: CodexRun) -
                 else:
                     throttle.note(f"codex changed: {progress.detail[:120]}")
     except ProcessTimedOut as exc:
-        said = f" Last notice: {run.notices[-1][:200]}" if run.notices else ""
-        raise errors.ProviderTimeout(name, f"codex {exc}; killed.{said}") from None
+        raise killed_error(name, run, str(exc)) from None
     except OutputTooLarge as exc:
         raise errors.BadResponse(name, f"codex wrote too much: {exc}; killed.") from None
     except OSError as exc:
