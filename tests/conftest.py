@@ -16,6 +16,7 @@ from mcp.client import Client
 from offload_mcp.config import Paths
 from offload_mcp.server import build_server
 from tests.fake_openai import FakeOpenAI
+from tests.fake_responses import CodexAtFake, wired_codex
 
 
 class MemoryKeyring(KeyringBackend):
@@ -112,6 +113,24 @@ def first() -> Iterator[FakeOpenAI]:
 def second() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def codex_cli() -> Path:
+    """The pinned Codex CLI (skips without it, fails under OFFLOAD_MCP_REQUIRE_CLIENTS=1)."""
+    from tests.clients import codex_binary
+
+    return codex_binary()
+
+
+@pytest.fixture
+def codex_at_fake(
+    codex_cli: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CodexAtFake]:
+    """The real Codex CLI pointed at a loopback Responses API fake (tests/fake_responses.py)."""
+    monkeypatch.delenv("CODEX_API_KEY", raising=False)
+    with wired_codex(tmp_path / "codex", codex_cli) as setup:
+        yield setup
 
 
 @pytest.fixture

@@ -17,12 +17,23 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tests.loopback import Answer, LoopbackFake, Recorded
 
-__all__ = ["FakeResponses", "Recorded", "error_body", "sse"]
+__all__ = [
+    "CodexAtFake",
+    "FakeResponses",
+    "Recorded",
+    "add_file",
+    "error_body",
+    "sse",
+    "wired_codex",
+]
 
 RESPONSES_PATH = "/v1/responses"
 REDACTED = "Bearer [redacted]"
@@ -91,6 +102,17 @@ class FakeResponses(LoopbackFake):
         self.push(Answer(200, self.stream([item], None), "text/event-stream"))
         return call_id
 
+    def apply_patch(self, patch: str) -> str:
+        """One turn that edits files the way 0.169.0 lets a model do it; returns the call id.
+
+        With a model the binary has no metadata for, Codex offers no `apply_patch` tool (a
+        `custom_tool_call` for it is answered "unsupported"); it intercepts `apply_patch` run
+        through `exec_command` instead: a `file_change` item in workspace-write, a refusal
+        ("patch rejected: writing is blocked by read-only sandbox") and no item in read-only.
+        `patch` is the `*** Begin Patch` ... `*** End Patch` text (see `add_file`).
+        """
+        return self.exec_command(f"apply_patch <<'PATCH'\n{patch}\nPATCH\n")
+
     def fail(
         self,
         status: int,
@@ -117,6 +139,19 @@ class FakeResponses(LoopbackFake):
         message = "Rate limit reached for requests per min. Please try again in 1s."
         body = error_body(message, "requests", "rate_limit_exceeded")
         self.fail(429, body, headers={"retry-after": str(retry_after_s)}, times=times)
+
+    def usage_limit(self, resets_at: int, plan_type: str = "plus") -> None:
+        """The ChatGPT-plan 429: Codex prints "You've hit your usage limit... try again at
+        <local time>" (minute precision) and does not retry."""
+        body = {
+            "error": {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "plan_type": plan_type,
+                "resets_at": resets_at,
+            }
+        }
+        self.fail(429, body)
 
     def hang(self, seconds: float) -> None:
         """No byte (not even headers) for `seconds`, then a message; stop() ends it early."""
@@ -207,6 +242,12 @@ class FakeResponses(LoopbackFake):
         return None
 
 
+def add_file(path: str, text: str) -> str:
+    """An apply_patch that creates `path` with `text` (lines prefixed with `+`)."""
+    lines = "".join(f"+{line}\n" for line in text.splitlines())
+    return f"*** Begin Patch\n*** Add File: {path}\n{lines}*** End Patch"
+
+
 def provider_overrides(
     base_url: str,
     *,
@@ -231,3 +272,83 @@ def provider_overrides(
     if env_key is not None:
         overrides["model_providers.fake.env_key"] = env_key
     return overrides
+
+
+#: the key the wired Codex sends (through `env_key`) and the fake expects
+CODEX_KEY = "sk-fake-codex-1234567890"
+#: a model id the binary has no metadata for: Codex then offers the classic tools
+#: (`exec_command`...); without `-m` 0.169.0 picks a model that gets a JavaScript "code mode"
+CODEX_MODEL = "fake-model"
+
+
+@dataclass
+class CodexAtFake:
+    """The real Codex CLI wired to a `FakeResponses`, with a throwaway CODEX_HOME and HOME.
+
+    `provider_fields()` is the `[providers.codex]` table (command, model, env, extra_body) for
+    CodexBackend, the dispatcher or delegate_to_codex, in any sandbox; `provider()` the same as
+    a ProviderConfig; `argv()` a direct `codex exec` command line (e.g. for a bench).
+    """
+
+    fake: FakeResponses
+    binary: Path
+    #: CODEX_HOME: sessions (for `exec resume`), logs; config.toml here is ignored by default
+    codex_home: Path
+    #: HOME for the child, so nothing reaches the user's real ~/.codex or profile
+    user_home: Path
+    key: str = CODEX_KEY
+    model: str = CODEX_MODEL
+
+    def env(self) -> dict[str, str]:
+        return {
+            "CODEX_HOME": str(self.codex_home),
+            "HOME": str(self.user_home),
+            "FAKE_KEY": self.key,
+        }
+
+    def overrides(self, retries: int = 0) -> dict[str, Any]:
+        return provider_overrides(self.fake.url, retries=retries)
+
+    def provider_fields(
+        self, *, retries: int = 0, idle_timeout_s: float = 20.0, **extra_body: Any
+    ) -> dict[str, Any]:
+        return {
+            "command": str(self.binary),
+            "model": self.model,
+            "env": self.env(),
+            "extra_body": {
+                "config": self.overrides(retries),
+                "idle_timeout_s": idle_timeout_s,
+                **extra_body,
+            },
+        }
+
+    def provider(self, **fields: Any) -> Any:
+        """The codex preset with `provider_fields(**fields)`: a `ProviderConfig`."""
+        from offload_mcp.config import ProviderConfig, build_settings
+
+        base = build_settings({}).providers["codex"].model_dump()
+        return ProviderConfig.model_validate({**base, **self.provider_fields(**fields)})
+
+    def argv(
+        self, workdir: Path, *, sandbox: str = "read-only", ephemeral: bool = True
+    ) -> list[str]:
+        """`codex exec` reading its prompt from stdin; run it with `env()` added."""
+        from offload_mcp.backends.codex import toml_value
+
+        argv = [str(self.binary), "exec", "--json", "--skip-git-repo-check"]
+        argv += ["--ephemeral"] if ephemeral else []
+        argv += ["-s", sandbox, "-C", str(workdir), "--ignore-user-config", "-c", "mcp_servers={}"]
+        for dotted, value in self.overrides().items():
+            argv += ["-c", f"{dotted}={toml_value(value)}"]
+        return [*argv, "-m", self.model, "-"]
+
+
+@contextmanager
+def wired_codex(root: Path, binary: Path, *, key: str = CODEX_KEY) -> Iterator[CodexAtFake]:
+    """A running fake (that accepts only `key`) and the Codex set-up pointing at it."""
+    codex_home, user_home = root / "codex-home", root / "codex-user-home"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    user_home.mkdir(parents=True, exist_ok=True)
+    with FakeResponses(expect_key=key) as fake:
+        yield CodexAtFake(fake, binary, codex_home, user_home, key)
