@@ -7,9 +7,13 @@ filter, availability, one ledger row per batch (tokens counted, $0) and typed er
 Method (measured in bench/local_classify.py): each label becomes a prototype, the normalised mean
 of the embeddings of "name: description" and of its examples; an item takes the label of the
 most similar prototype. When the best label beats the runner-up by less than `MARGIN`, or no
-label is similar at all, the item is `unsure` instead of a guess. Tried and not kept (no gain
-beyond noise on 176 hand-labelled items): max over examples, extra weight on the description,
-centring, label-facet maxima, self-training on confident items, lexical overlap, name boosts.
+label is similar at all, the item is `unsure` instead of a guess. Tried and not kept, because
+none gained on both the dev sets (237 items, six tasks) and the held-out sets (168 items, six
+tasks): centring on the label mean (-1 / +4 points) or half the batch mean (+1 / +5, and an
+item's label would depend on its batch), one prototype per description facet (-1 / +5), half
+weight on examples (-4 / +5), kNN over examples, an instruction prefix, "This message is
+about"; and confidences other than the raw margin (margin over spread, z-score, softmax, a
+logistic fit), none of which kept 90% on a left-out task better than the margin does.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ if TYPE_CHECKING:
 
 TOOL = "local_classify"
 UNSURE = "unsure"
-#: best minus runner-up cosine below which an item is `unsure` (chosen on the eval sets: it
-#: answers ~77% of items there, lifting accuracy on those from 72% to 80%; 0.08 gives 56%/86%)
-MARGIN = 0.04
+#: best minus runner-up cosine below which an item is `unsure`: chosen on the dev sets so that
+#: answered items are >= 90% right on tasks not seen (leave-one-task-out: 94% right, 46%
+#: answered); 0.04 answered 75% but only 81% right, 0.08 answered 55% at 87%
+MARGIN = 0.11
 #: a best cosine under this means no label fits (off-topic text scores ~0.1, right answers >0.17)
 MIN_SCORE = 0.12
 #: multi-label: every label within this of the best one is also given

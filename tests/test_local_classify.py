@@ -281,3 +281,62 @@ async def test_long_batches_run_in_chunks_with_progress(
     assert said == ["25/60 classified", "50/60 classified", "60/60 classified"]
     assert [v.label for v in outcome.verdicts[:3]] == ["billing", "bug", "account"]
     assert len(rows(paths)) == 1
+
+
+EVAL = Path(__file__).parent / "eval"
+
+
+def eval_sets(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def test_eval_sets_are_varied_and_consistent():
+    dev, held_out = eval_sets(EVAL), eval_sets(EVAL / "heldout")
+    for sets in (dev, held_out):
+        assert len(sets) >= 4 and sum(len(s["items"]) for s in sets) >= 150
+        for data in sets:
+            names = set(data["labels"])
+            assert names == set(data["examples"]) == set(data["keywords"]), data["name"]
+            gold = [item["label"] for item in data["items"]]
+            assert all(gold.count(name) >= 4 for name in names), data["name"]
+    texts = [item["text"] for data in dev + held_out for item in data["items"]]
+    assert len(texts) == len(set(texts)), "an item is repeated (or leaks into the held-out sets)"
+
+
+def test_margin_decides_unsure():
+    import numpy as np
+
+    specs = make_labels(["a", "b", "c"])
+    gap = classify_module.MARGIN
+    similarity = np.array(
+        [[0.5, 0.5 - gap - 0.01, 0.1], [0.5, 0.5 - gap + 0.01, 0.1], [0.1, 0.05, 0.0]],
+        dtype=np.float32,
+    )
+    verdicts = classify_module.decide(similarity, specs)
+    assert [v.label for v in verdicts] == ["a", "unsure", "unsure"]
+    assert (verdicts[1].best, verdicts[1].runner_up) == ("a", "b")
+    multi = classify_module.decide(similarity, specs, multi=True)
+    assert multi[1].label == "a" and multi[1].labels == ("a",)  # the margin is not applied
+    assert multi[2].label == "unsure" and multi[2].labels == ()  # nothing similar enough
+
+
+def test_unsure_keeps_answered_items_right_on_the_dev_sets():
+    """The quality bar of the issue, on the sets the margin was chosen on (the bench also
+    scores the held-out sets): >= 90% of answered items right, and without `unsure` the
+    model beats keyword rules written for the same labels."""
+    model = EmbeddingModel(idle_s=0)
+    right = answered = total = keyword_right = best_right = 0
+    for data in eval_sets(EVAL):
+        texts = [item["text"] for item in data["items"]]
+        gold = [item["label"] for item in data["items"]]
+        specs = make_labels(data["labels"], data["examples"])
+        verdicts, _ = classify_module.classify_embedded(model.embed, texts, specs)
+        answered += sum(v.label != "unsure" for v in verdicts)
+        right += sum(v.label == g for v, g in zip(verdicts, gold, strict=True))
+        best_right += sum(v.best == g for v, g in zip(verdicts, gold, strict=True))
+        for text, label in zip(texts, gold, strict=True):
+            hits = {k: sum(w in text.lower() for w in ws) for k, ws in data["keywords"].items()}
+            keyword_right += max(hits.values()) > 0 and max(hits, key=hits.__getitem__) == label
+        total += len(texts)
+    assert right / answered >= 0.9 and answered / total >= 0.35
+    assert best_right > keyword_right + 0.1 * total
