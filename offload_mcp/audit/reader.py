@@ -1,22 +1,20 @@
-"""Stream Claude Code transcript files into usage entries, a line at a time.
+"""Claude Code transcript lines -> usage entries; where transcripts live.
 
 A transcript is JSONL: one `assistant` line per content block, each carrying the request's
 top-level `message.usage`. Usage nested elsewhere (subagent messages replayed inside `progress`
 lines) is ignored: subagents are read from their own files under `<session>/subagents/`.
-Malformed lines, a truncated last line and unknown line types are counted, never fatal.
+Reading files fast (bytes, chunks, processes) is `scan`'s job; this module knows the fields.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 KNOWN_TYPES = frozenset(
     {
@@ -77,6 +75,18 @@ class ReadStats:
     unknown_types: Counter[str] = field(default_factory=Counter)
     unreadable_files: list[str] = field(default_factory=list)
 
+    def merge(self, other: ReadStats) -> None:
+        """Add another reader's counts (a worker process read other files)."""
+        self.files += other.files
+        self.bytes += other.bytes
+        self.lines += other.lines
+        self.usage_lines += other.usage_lines
+        self.malformed += other.malformed
+        self.truncated_files += other.truncated_files
+        self.synthetic += other.synthetic
+        self.unknown_types.update(other.unknown_types)
+        self.unreadable_files.extend(other.unreadable_files)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
@@ -131,7 +141,7 @@ def parse_timestamp(value: object) -> float | None:
 
 
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if type(value) is int else 0
 
 
 TEST_WORDS = ("pytest", "test", "jest", "vitest", "mocha", "tox", "nox", "ruff", "mypy", "lint")
@@ -212,51 +222,3 @@ def entry_from_line(
         fast=usage.get("speed") == "fast",
         tools=tools,
     )
-
-
-def read_file(path: Path, stats: ReadStats, since: float | None = None) -> Iterator[Entry]:
-    """Entries of one file, streamed; the project is the first `cwd` the file names."""
-    session, project = session_and_dir(path)
-    named = False
-    loads = orjson.loads
-    try:
-        handle = path.open("rb")
-    except OSError:
-        stats.unreadable_files.append(str(path))
-        return
-    stats.files += 1
-    with handle:
-        for raw in handle:
-            stats.lines += 1
-            stats.bytes += len(raw)
-            try:
-                obj = loads(raw)
-            except orjson.JSONDecodeError:
-                if raw.strip():
-                    if raw.endswith(b"\n"):
-                        stats.malformed += 1
-                    else:
-                        stats.truncated_files += 1
-                continue
-            if not isinstance(obj, dict):
-                stats.malformed += 1
-                continue
-            kind = obj.get("type")
-            if kind not in KNOWN_TYPES:
-                stats.unknown_types[str(kind)] += 1
-                continue
-            cwd = obj.get("cwd")
-            if not named and isinstance(cwd, str) and cwd:
-                project, named = cwd, True
-            if kind != "assistant":
-                continue
-            entry = entry_from_line(obj, session, project, stats)
-            if entry is not None and (since is None or entry.timestamp >= since):
-                yield entry
-
-
-def read_entries(
-    files: Iterable[Path], stats: ReadStats, since: float | None = None
-) -> Iterator[Entry]:
-    for path in files:
-        yield from read_file(path, stats, since)

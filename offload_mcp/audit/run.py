@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 
 from offload_mcp.audit.dedupe import dedupe
 from offload_mcp.audit.pricing import PriceTable
-from offload_mcp.audit.reader import (
-    Entry,
-    ReadStats,
-    default_roots,
-    find_files,
-    read_file,
-    session_and_dir,
-)
+from offload_mcp.audit.reader import Entry, ReadStats, default_roots, find_files
 from offload_mcp.audit.report import Report, build_report
+from offload_mcp.audit.scan import read_all
 
 
 @dataclass
@@ -29,27 +23,20 @@ class Audit:
     prices: PriceTable
 
 
-def _entries(
-    files: Sequence[Path], stats: ReadStats, since: float | None, project: str | None
-) -> Iterator[Entry]:
-    needle = project.lower() if project else None
-    for path in files:
-        in_dir = needle is not None and needle in session_and_dir(path)[1].lower()
-        for entry in read_file(path, stats, since):
-            if needle is None or in_dir or needle in entry.project.lower():
-                yield entry
-
-
 def run_audit(
     paths: Sequence[Path] = (),
     *,
     since: float | None = None,
     project: str | None = None,
     tz: tzinfo | None = None,
+    workers: int | None = None,
 ) -> Audit:
-    """Audit the given files/directories, or Claude Code's own `projects/` folders."""
+    """Audit the given files/directories, or Claude Code's own `projects/` folders.
+
+    `workers` None reads big audits in several processes (see `scan`); 1 forces one.
+    """
     files = find_files(paths or default_roots())
     stats = ReadStats()
     prices = PriceTable.load()
-    entries = dedupe(_entries(files, stats, since, project))
+    entries = dedupe(read_all(files, stats, since, project, workers))
     return Audit(files, stats, entries, build_report(entries, prices, tz), prices)

@@ -1,0 +1,230 @@
+"""Read transcript files fast: bytes in chunks, parse only the lines that can carry usage.
+
+Most of a transcript is tool output, file snapshots and progress lines that cannot add usage
+(top-level `message.usage` exists on `assistant` lines only). Such a line is recognised from its
+bytes and skipped without parsing; everything else goes through orjson and `entry_from_line`.
+What that costs in accuracy: a skipped line is checked for the `{...}` shape (a garbled or
+cut-off line counts as malformed) but not parsed, so a well-shaped line of a known type that
+would fail to parse goes unnoticed; ccusage does not look at it either. Big audits read files
+in two or more processes, in file order, so the result is the same as reading them in one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from offload_mcp.audit.reader import (
+    KNOWN_TYPES,
+    Entry,
+    ReadStats,
+    entry_from_line,
+    session_and_dir,
+)
+
+#: bytes read at a time: memory stays flat however large a transcript grows
+CHUNK = 1 << 22
+#: below this many bytes, starting processes costs more than it saves
+PARALLEL_BYTES = 48 << 20
+_KNOWN = frozenset(kind.encode() for kind in KNOWN_TYPES)
+_TYPE_KEY = b'"type":"'
+_CWD_KEY = b'"cwd":"'
+
+
+def line_type(buf: bytes, start: int, end: int) -> bytes | None:
+    """The top-level `type` of a compact JSON object line, read from its bytes, or None.
+
+    Exact for valid JSON: the first `"type":"` is the top-level key when no `{` or `[` comes
+    before it (nothing has opened a nested value yet; inside a string a quote is escaped). A
+    value with an escape, or a line where `message` comes first (assistant lines), gives None.
+    """
+    at = buf.find(_TYPE_KEY, start, end)
+    if at == -1 or buf.find(b"{", start + 1, at) != -1 or buf.find(b"[", start + 1, at) != -1:
+        return None
+    close = buf.find(b'"', at + 8, end)
+    if close == -1:
+        return None
+    kind = buf[at + 8 : close]
+    return None if b"\\" in kind else kind
+
+
+class FileReader:
+    """One file's lines -> entries; the project is the first `cwd` the file names."""
+
+    def __init__(self, path: Path, stats: ReadStats, since: float | None) -> None:
+        self.session, self.project = session_and_dir(path)
+        self.named = False
+        self.stats = stats
+        self.since = since
+
+    def parsed(self, raw: bytes, last: bool = False) -> Entry | None:
+        """The full path: parse, count what is wrong, name the project, make the entry."""
+        stats = self.stats
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if raw.strip():
+                if last:
+                    stats.truncated_files += 1
+                else:
+                    stats.malformed += 1
+            return None
+        if not isinstance(obj, dict):
+            stats.malformed += 1
+            return None
+        kind = obj.get("type")
+        if kind not in KNOWN_TYPES:
+            stats.unknown_types[str(kind)] += 1
+            return None
+        cwd = obj.get("cwd")
+        if not self.named and isinstance(cwd, str) and cwd:
+            self.project, self.named = cwd, True
+        if kind != "assistant":
+            return None
+        entry = entry_from_line(obj, self.session, self.project, self.stats)
+        if entry is None or (self.since is not None and entry.timestamp < self.since):
+            return None
+        return entry
+
+    def lines(self, buf: bytes, pos: int, end: int) -> Iterator[Entry]:
+        """Entries from the complete lines in `buf[pos:end]` (`end` is just past a newline)."""
+        find, known, parsed = buf.find, _KNOWN, self.parsed
+        count = 0
+        while pos < end:
+            start = pos
+            stop = find(b"\n", pos, end)
+            pos = stop + 1
+            count += 1
+            if stop > start and buf[stop - 1] == 13:  # \r\n
+                stop -= 1
+            if stop > start and buf[start] == 123 and buf[stop - 1] == 125:  # {...}
+                kind = line_type(buf, start, stop)
+                # a known kind that is not `assistant` cannot carry usage; parse it only
+                # while the file has not named its project yet and this line might
+                if (
+                    kind is not None
+                    and kind != b"assistant"
+                    and kind in known
+                    and (self.named or find(_CWD_KEY, start, stop) == -1)
+                ):
+                    continue
+            elif not buf[start:stop].strip():
+                continue  # a blank line
+            entry = parsed(buf[start:stop])
+            if entry is not None:
+                yield entry
+        self.stats.lines += count
+
+
+def read_file(path: Path, stats: ReadStats, since: float | None = None) -> Iterator[Entry]:
+    """Entries of one file, read in chunks of CHUNK bytes."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        stats.unreadable_files.append(str(path))
+        return
+    stats.files += 1
+    reader = FileReader(path, stats, since)
+    tail = bytearray()  # a line cut by a chunk boundary
+    with handle:
+        while chunk := handle.read(CHUNK):
+            stats.bytes += len(chunk)
+            first = chunk.find(b"\n")
+            if first == -1:
+                tail += chunk
+                continue
+            pos = 0
+            if tail:
+                tail += chunk[: first + 1]
+                yield from reader.lines(bytes(tail), 0, len(tail))
+                tail.clear()
+                pos = first + 1
+            end = chunk.rfind(b"\n") + 1
+            yield from reader.lines(chunk, pos, end)
+            tail += chunk[end:]
+    if tail:
+        stats.lines += 1
+        entry = reader.parsed(bytes(tail), last=True)
+        if entry is not None:
+            yield entry
+
+
+def _read_batch(
+    job: tuple[Sequence[Path], float | None, str | None],
+) -> tuple[list[Entry], ReadStats]:
+    files, since, project = job
+    stats = ReadStats()
+    return list(_filtered(files, stats, since, project)), stats
+
+
+def _filtered(
+    files: Iterable[Path], stats: ReadStats, since: float | None, project: str | None
+) -> Iterator[Entry]:
+    """Entries of every file; with `project`, only those whose directory or cwd contains it."""
+    needle = project.lower() if project else None
+    for path in files:
+        in_dir = needle is not None and needle in session_and_dir(path)[1].lower()
+        for entry in read_file(path, stats, since):
+            if needle is None or in_dir or needle in entry.project.lower():
+                yield entry
+
+
+def _batches(files: Sequence[Path], sizes: Sequence[int], count: int) -> list[list[Path]]:
+    """Consecutive runs of files of about equal bytes (order kept: dedupe keeps the first)."""
+    target = max(sum(sizes) / count, 1)
+    batches: list[list[Path]] = [[]]
+    filled = 0
+    for path, size in zip(files, sizes, strict=True):
+        if filled >= target and len(batches) < count:
+            batches.append([])
+            filled = 0
+        batches[-1].append(path)
+        filled += size
+    return batches
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def workers_for(total_bytes: int) -> int:
+    """Processes for an audit: one unless it is big, forking is safe and there are cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if total_bytes < PARALLEL_BYTES or not cores or cores < 2:
+        return 1
+    import multiprocessing
+
+    # fork copies one thread only: never fork a process that runs others (the server)
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(cores, 4)
+
+
+def read_all(
+    files: Sequence[Path],
+    stats: ReadStats,
+    since: float | None = None,
+    project: str | None = None,
+    workers: int | None = None,
+) -> list[Entry]:
+    """Every entry of `files` in file order; `workers` None picks the process count by size."""
+    sizes = [_size(path) for path in files]
+    count = workers_for(sum(sizes)) if workers is None else workers
+    if count <= 1 or len(files) < 2:
+        return list(_filtered(files, stats, since, project))
+    import multiprocessing
+
+    jobs = [(batch, since, project) for batch in _batches(files, sizes, count * 4)]
+    entries: list[Entry] = []
+    with multiprocessing.get_context("fork").Pool(count) as pool:
+        for part, part_stats in pool.imap(_read_batch, jobs):
+            entries.extend(part)
+            stats.merge(part_stats)
+    return entries

@@ -1,0 +1,105 @@
+"""The byte-level reader: what it may skip without parsing, chunk boundaries, processes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from offload_mcp.audit import scan
+from offload_mcp.audit.reader import Entry, ReadStats
+from offload_mcp.audit.run import run_audit
+from tests.test_audit_edges import assistant, usage, write
+
+FIXTURES = Path(__file__).parent / "fixtures" / "claude-transcripts" / "spotter"
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (b'{"type":"user","message":{"type":"x"}}', b"user"),
+        (b'{"parentUuid":"a{b","type":"progress"}', None),  # a brace before: left to the parser
+        (b'{"message":{"type":"message"},"type":"assistant"}', None),
+        (b'{"a":[1],"type":"user"}', None),
+        (b'{"type":"us\\u0065r"}', None),  # an escape: the parser decides
+        (b'{"cwd":"/x","type":"system"}', b"system"),
+        (b'{"type":', None),
+    ],
+)
+def test_line_type_is_exact_or_declines(line: bytes, kind: bytes | None) -> None:
+    assert scan.line_type(line, 0, len(line)) == kind
+
+
+def _read(path: Path) -> tuple[list[Entry], ReadStats]:
+    stats = ReadStats()
+    return list(scan.read_file(path, stats)), stats
+
+
+def test_skipped_lines_still_count_blank_crlf_and_shapes(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"type": "user", "cwd": "/real/cwd", "message": {"content": "usage"}}),
+        "   ",
+        '{"type":"progress","data":{"usage":{"output_tok',  # cut off: not {...}
+        '  {"type": "assistant", "timestamp": "2026-03-02T10:15:00Z", "message": '
+        '{"id": "m0", "model": "claude-opus-4-6", "usage": {"output_tokens": 2}}}',
+        json.dumps(assistant("m1", "r1", usage(out=7))),
+    ]
+    path = tmp_path / "p" / "s.jsonl"
+    path.parent.mkdir()
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    entries, stats = _read(path)
+    assert [e.output for e in entries] == [2, 7]  # leading blanks: parsed, not lost
+    assert stats.lines == 5 and stats.malformed == 1
+    assert {e.project for e in entries} == {"/real/cwd"}  # named by the first line's cwd
+
+
+def test_lines_cut_by_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_text = "x" * 5000
+    lines = [
+        assistant(f"m{i}", f"r{i}", usage(out=i + 1), content=[{"type": "text", "text": long_text}])
+        for i in range(20)
+    ]
+    path = write(tmp_path / "p" / "s.jsonl", lines, tail=json.dumps(lines[0])[:-3])
+    expected = sum(range(1, 21))
+    for chunk in (7, 64, 4999, 5001, 1 << 22):
+        monkeypatch.setattr(scan, "CHUNK", chunk)
+        entries, stats = _read(path)
+        assert sum(e.output for e in entries) == expected, chunk
+        assert (stats.lines, stats.truncated_files, stats.malformed) == (21, 1, 0), chunk
+        assert stats.bytes == path.stat().st_size
+
+
+def test_processes_give_the_same_audit_as_one(tmp_path: Path) -> None:
+    one = run_audit([FIXTURES], tz=UTC, workers=1)
+    two = run_audit([FIXTURES], tz=UTC, workers=2)
+    assert two.report.as_dict() == one.report.as_dict()
+    assert two.stats.as_dict() == one.stats.as_dict()
+    assert [(e.message_id, e.output, e.tools) for e in two.entries] == [
+        (e.message_id, e.output, e.tools) for e in one.entries
+    ]
+    narrowed = run_audit([FIXTURES], tz=UTC, workers=2, project="nowhere")
+    assert narrowed.report.total.requests == 0
+
+
+def test_parallel_only_for_big_audits_in_a_single_thread() -> None:
+    assert scan.workers_for(1000) == 1
+    big = scan.PARALLEL_BYTES * 2
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert scan.workers_for(big) == 1  # never fork a process that runs other threads
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_unreadable_file_is_listed_not_fatal(tmp_path: Path) -> None:
+    stats = ReadStats()
+    missing = tmp_path / "gone.jsonl"
+    assert scan.read_all([missing, missing], stats, workers=1) == []
+    assert stats.unreadable_files == [str(missing), str(missing)]
