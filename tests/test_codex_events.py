@@ -283,6 +283,7 @@ def test_turn_completed_clears_an_earlier_failure() -> None:
         ("Please try again in 30 seconds", 30.0),
         ("Try again at 3:51 PM.", 3600 + 51 * 60),
         ("try again at 11:05 AM", 21 * 3600 + 5 * 60),  # already past today: tomorrow
+        ("try again at 2:00 PM", 60.0),  # printed to the minute: due within this one
         ("try again at Nov 23rd, 2026 12:30 AM.", 10 * 3600 + 30 * 60),
         ("try again at Sep 29th, 2025 12:55 AM.", None),  # in the past
         ("try again later.", None),

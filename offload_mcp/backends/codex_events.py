@@ -278,8 +278,11 @@ def plan_reset_s(message: str, now: datetime | None = None) -> float | None:
         when = when.replace(second=0, microsecond=0)
     else:
         when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if when <= now:
+        # Codex prints the reset cut to the minute: within that minute it is due, not tomorrow
+        if when + timedelta(minutes=1) <= now:
             when += timedelta(days=1)
+        elif when <= now:
+            when += timedelta(minutes=1)
     wait = (when - now).total_seconds()
     return wait if wait > 0 else None
 
