@@ -13,6 +13,14 @@ the user registered with Codex (offload-mcp among them) are never started, while
 `$CODEX_HOME/auth.json` still applies. `-c mcp_servers={}` is added as well; on its own it is
 not enough, since Codex merges config tables key by key and an empty table removes nothing.
 With `user_config = true` the user's own config (and its MCP servers) loads: their choice.
+(Checked with 0.169.0: an `[mcp_servers.x]` in `$CODEX_HOME/config.toml` starts despite
+`-c mcp_servers={}` and does not start with `--ignore-user-config`; tests/test_codex_cli.py.)
+
+Any Responses-API server works through `config`, since `-c` overrides still apply with
+`--ignore-user-config`: `model_provider = "p"`, `"model_providers.p.base_url" = ".../v1"`,
+`"model_providers.p.wire_api" = "responses"`, `"model_providers.p.env_key" = "VAR"` (the
+variable set in `env`); `stream_max_retries` governs 429 and dropped-stream retries. Set `model`
+too: with no `-m`, 0.169.0 picks a model served a JavaScript "code mode" tool set.
 
 `delegate_to_codex` builds its own runs from `command(..., sandbox="workspace-write",
 ephemeral=False)` and `resume_command` (one retry in the same thread); see offload_mcp/delegate.
