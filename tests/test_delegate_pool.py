@@ -238,6 +238,22 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path: Path):
         remove(busy)
 
 
+def test_a_dropped_workspace_frees_its_slot(tmp_path: Path):
+    """A delegation cancelled while its workspace was made never gets it: the slot is freed
+    when the lease is collected, and the next taker scrubs it."""
+    repo = make_repo(tmp_path / "repo", FILES)
+    pool = make_pool(tmp_path)
+    space = create(repo, DENY, parent=tmp_path / "ws", max_copy_files=100, pool=pool)
+    root = space.root
+    (root / "stray.txt").write_text("left by a run nobody finished\n")
+    del space
+    again = create(repo, DENY, parent=tmp_path / "ws", max_copy_files=100, pool=pool)
+    try:
+        assert again.root == root and not (root / "stray.txt").exists()
+    finally:
+        remove(again)
+
+
 def test_pool_is_bounded_per_repository_and_in_all(tmp_path: Path):
     a = make_repo(tmp_path / "a", FILES)
     b = make_repo(tmp_path / "b", FILES)

@@ -81,6 +81,11 @@ class Lease:
             os.close(self.fd)  # drops the flock
             self.fd = -1
 
+    def __del__(self) -> None:
+        # A lease nobody gives back (its delegation was cancelled while the workspace was
+        # being made, and the result dropped) must not hold its slot until the process exits.
+        self.close()
+
 
 def usable(pool: Pool | None) -> bool:
     if pool is None or pool.per_repo <= 0 or pool.total <= 0:

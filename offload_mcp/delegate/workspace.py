@@ -310,10 +310,10 @@ def _refresh(lease: pooling.Lease, repo: _Repo) -> None:
     else (no file the last run left, ignored or not); only files that differ are written."""
     if not _linked(lease.root, repo.common):
         raise _Stale
-    _clear_scratch(lease)
     try:
+        _clear_scratch(lease)
         _scrub(lease.root, repo.head)
-    except GitError as exc:
+    except (GitError, OSError) as exc:
         raise _Stale from exc
 
 
