@@ -33,12 +33,19 @@ from offload_mcp.errors import (
     ProviderError,
     RateLimited,
 )
-from offload_mcp.gate import Sending, overrides, restored, scan_messages
+from offload_mcp.gate import (
+    Sending,
+    overrides,
+    restored,
+    restored_grounding,
+    scan_messages,
+)
 from offload_mcp.inputs import read_inputs
 from offload_mcp.keys import FoundKey, KeyStore
 from offload_mcp.ledger import Cached, CacheEntry, Ledger, Refusal, WouldBlock
 from offload_mcp.packets import (
     CompletionRequest,
+    Grounding,
     Message,
     Packet,
     Result,
@@ -265,6 +272,9 @@ class Dispatcher:
                     latency_ms=call.latency_ms,
                     attempts=0,
                     cached=True,
+                    grounding=restored_grounding(
+                        screened, Grounding.from_json(completion.grounding)
+                    ),
                 )
             cost = request_cost(provider, completion)
             total_cost += cost
@@ -280,7 +290,11 @@ class Dispatcher:
                     provider.name, f"the answer failed the output contract twice ({why})."
                 ) from None
             ttl = self.settings.cache.ttl_s
-            entry = CacheEntry(cache_key_for_put, completion.text, ttl) if use_cache else None
+            grounding = completion.grounding
+            entry = None
+            if use_cache:
+                stored = grounding.to_json() if grounding else None
+                entry = CacheEntry(cache_key_for_put, completion.text, ttl, stored)
             await call.settle(completion, cost, "ok", entry)
             return Result(
                 text=checked.text,
@@ -291,6 +305,7 @@ class Dispatcher:
                 cost_usd=total_cost,
                 latency_ms=call.latency_ms,
                 attempts=retry + 1,
+                grounding=restored_grounding(screened, grounding),
             )
 
     async def ledger_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -14,7 +14,7 @@ import anyio
 
 from offload_mcp import contract
 from offload_mcp.config import ProviderConfig
-from offload_mcp.packets import Message, Packet
+from offload_mcp.packets import Grounding, Message, Packet
 
 if TYPE_CHECKING:
     from offload_mcp.privacy import PacketScan, Screened
@@ -75,3 +75,9 @@ def restored(packet: Packet, screened: Screened, answer: str) -> contract.Checke
     if packet.contract.kind == "json":
         return contract.Checked(json.dumps(data, ensure_ascii=False, separators=(",", ":")), data)
     return contract.Checked(screened.restore(checked.text), data)
+
+
+def restored_grounding(screened: Screened, grounding: Grounding | None) -> Grounding | None:
+    """The grounding's passages, titles and searches with the redacted values put back, so
+    cited passages still match the restored answer."""
+    return grounding.mapped(screened.restore) if grounding else None

@@ -120,6 +120,15 @@ def m003_usage_buckets(db: Database) -> None:
         )
 
 
+@migration
+def m004_cache_grounding(db: Database) -> None:
+    # A grounded answer's sources and searches (JSON, `Grounding.to_json`) beside the answer,
+    # so a cached research answer keeps its sources without carrying them inside its text.
+    # Answers cached with the grounding appended as an HTML comment are dropped, not shown.
+    db.execute("ALTER TABLE cache ADD COLUMN grounding TEXT")
+    db.execute("DELETE FROM cache WHERE instr(answer, '<!-- offload:grounding ') > 0")
+
+
 def migrate(db: Database) -> None:
     """Apply missing migrations in one IMMEDIATE transaction, so racing processes serialise."""
     db.execute(

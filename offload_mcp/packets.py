@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,42 +87,46 @@ class Grounding:
 
     `cites` pairs a cited passage of the answer with the 1-based numbers of its sources, so
     markers can be placed after the passage wherever it ends up (privacy restoration may move
-    it). It travels at the end of `Completion.text` (`attach`), so the cache and the ledger keep
-    it and any tool can take it off again (`Grounding.split`).
+    it). It travels beside the text (`Completion.grounding`, `Result.grounding`), never inside
+    it: a model cannot forge sources by writing them, and restoring a redacted value cannot
+    break it. The cache stores it as JSON (`to_json`) next to the answer.
     """
 
     sources: tuple[Source, ...] = ()
     queries: tuple[str, ...] = ()
     cites: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
-    def attach(self, text: str) -> str:
-        payload = {
-            "sources": [[s.title, s.url] for s in self.sources],
-            "queries": list(self.queries),
-            "cites": [[passage, list(numbers)] for passage, numbers in self.cites],
-        }
-        # no < or > in the payload, so no passage can end the comment or fake the mark
-        encoded = json.dumps(payload, ensure_ascii=False)
-        encoded = encoded.replace("<", "\\u003c").replace(">", "\\u003e")
-        return f"{text.rstrip()}{_GROUNDING_MARK}{encoded} -->"
+    def mapped(self, fn: Callable[[str], str]) -> Grounding:
+        """The same grounding with `fn` applied to every string (privacy restoration)."""
+        return Grounding(
+            tuple(Source(fn(s.title), fn(s.url)) for s in self.sources),
+            tuple(fn(q) for q in self.queries),
+            tuple((fn(passage), numbers) for passage, numbers in self.cites),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "sources": [[s.title, s.url] for s in self.sources],
+                "queries": list(self.queries),
+                "cites": [[passage, list(numbers)] for passage, numbers in self.cites],
+            },
+            ensure_ascii=False,
+        )
 
     @classmethod
-    def split(cls, text: str) -> tuple[str, Grounding | None]:
-        """(answer, grounding) from a text `attach` made; (text, None) from any other text."""
-        head, mark, tail = text.rpartition(_GROUNDING_MARK)
-        if not mark or not tail.rstrip().endswith("-->"):
-            return text, None
+    def from_json(cls, text: str | None) -> Grounding | None:
+        """The grounding `to_json` wrote; None for None or anything unreadable."""
+        if not text:
+            return None
         try:
-            data = json.loads(tail.rstrip().removesuffix("-->"))
+            data = json.loads(text)
             sources = tuple(Source(str(t), str(u)) for t, u in data["sources"])
             cites = tuple((str(p), tuple(int(n) for n in ns)) for p, ns in data["cites"])
             queries = tuple(str(q) for q in data["queries"])
         except (ValueError, KeyError, TypeError):
-            return text, None
-        return head, cls(sources, queries, cites)
-
-
-_GROUNDING_MARK = "\n\n<!-- offload:grounding "
+            return None
+        return cls(sources, queries, cites)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,8 @@ class Completion:
     #: seconds until the provider accepts requests again, when its rate-limit headers say
     #: this answer used up a window (remaining = 0)
     exhausted_for_s: float | None = None
+    #: sources and searches of a grounded answer (Gemini with Google Search)
+    grounding: Grounding | None = None
 
 
 @dataclass(frozen=True)
@@ -151,3 +158,4 @@ class Result:
     latency_ms: float
     attempts: int
     cached: bool = False
+    grounding: Grounding | None = None

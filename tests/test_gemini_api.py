@@ -79,8 +79,8 @@ async def test_grounded_answer_numbers_sources_by_first_citation(fake: FakeGemin
         },
     )
     done = await complete(provider(fake.url))
-    text, grounding = Grounding.split(done.text)
-    assert text == ANSWER
+    assert done.text == ANSWER
+    grounding = done.grounding
     assert grounding is not None
     # chunk 1 is cited first, so it is source 1; the uncited chunk 0 comes last
     assert grounding.sources == (
@@ -112,7 +112,7 @@ async def test_multibyte_text_and_duplicate_urls(fake: FakeGemini) -> None:
     same = Web(SOURCES[0].uri, "zuerich.ch")
     fake.reply(text, sources=[same, same], supports=[("Das ist schön.", [0, 1])], queries=["q"])
     done = await complete(provider(fake.url))
-    _, grounding = Grounding.split(done.text)
+    grounding = done.grounding
     assert grounding is not None
     assert grounding.sources == (Source("zuerich.ch", SOURCES[0].uri),)
     assert grounding.cites == (("Das ist schön.", (1,)),)
@@ -122,7 +122,7 @@ async def test_no_grounding_metadata_is_a_plain_answer(fake: FakeGemini) -> None
     fake.reply("Just text.")
     done = await complete(provider(fake.url))
     assert done.text == "Just text."
-    assert Grounding.split(done.text) == ("Just text.", None)
+    assert done.grounding is None
 
 
 async def test_plain_provider_sends_schema_without_search(fake: FakeGemini) -> None:
@@ -247,13 +247,12 @@ def test_base_url_version() -> None:
     assert split_base_url("http://127.0.0.1:9") == ("http://127.0.0.1:9", "v1beta")
 
 
-def test_grounding_round_trip_and_foreign_text() -> None:
-    grounding = Grounding((Source("a", "https://a"),), ("q",), (("x -->", (1,)),))
-    assert Grounding.split(grounding.attach("answer")) == ("answer", grounding)
-    assert Grounding.split("plain <!-- offload:grounding nope -->") == (
-        "plain <!-- offload:grounding nope -->",
-        None,
-    )
+def test_grounding_json_round_trip_and_unreadable_json() -> None:
+    grounding = Grounding((Source('a "q"', "https://a"),), ("q\\",), (("x -->\n", (1,)),))
+    assert Grounding.from_json(grounding.to_json()) == grounding
+    assert Grounding.from_json(None) is None
+    assert Grounding.from_json('{"sources": [["only a title"]]}') is None
+    assert Grounding.from_json("not json") is None
 
 
 async def test_offload_tool_through_the_plain_provider(

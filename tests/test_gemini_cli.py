@@ -22,7 +22,7 @@ import pytest
 from offload_mcp import errors
 from offload_mcp.backends.gemini_cli import GeminiCliBackend, split_source_list
 from offload_mcp.config import ProviderConfig, build_settings
-from offload_mcp.packets import CompletionRequest, Grounding, Message, Source
+from offload_mcp.packets import CompletionRequest, Message, Source
 from tests.clients import NODE_DIR, unavailable
 from tests.fake_gemini import FakeGemini
 
@@ -88,8 +88,8 @@ async def test_grounded_answer_with_source_list(
         usage={"promptTokenCount": 900, "candidatesTokenCount": 30},
     )
     done = await backend(gemini_bin, fake.url, cli_home).complete(request())
-    text, grounding = Grounding.split(done.text)
-    assert text == "Acme was founded in 1947 [1]. It is in Ohio [2]."
+    assert done.text == "Acme was founded in 1947 [1]. It is in Ohio [2]."
+    grounding = done.grounding
     assert grounding is not None
     assert grounding.sources == (
         Source("Acme history", "https://acme.com/history"),

@@ -106,6 +106,19 @@ def test_migrates_a_database_from_the_first_version():
     assert (row["status"], row["counted"], row["cache_hit"]) == ("settled", 1, 0)
 
 
+def test_cache_grounding_migration_drops_answers_with_inline_grounding():
+    db = Database(memory=True)
+    db.execute("CREATE TABLE _offload_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for fn in migrations.MIGRATIONS[:3]:
+        fn(db)
+        db.execute("INSERT INTO _offload_migrations VALUES (?, 'then')", [fn.__name__])
+    inline = 'Acme.\n\n<!-- offload:grounding {"sources": []} -->'
+    for key, answer in (("old", inline), ("plain", "Plain answer.")):
+        db.execute("INSERT INTO cache VALUES (?, 'p', 'm', ?, 1, 9e9)", [key, answer])
+    migrate(db)
+    assert [(r["key"], r["grounding"]) for r in db["cache"].rows] == [("plain", None)]
+
+
 def test_newer_database_is_refused_untouched(tmp_path: Path):
     path = tmp_path / "ledger.db"
     Ledger(path).record(CallRecord(ts=1.0, tool="t", provider="p", model="m", outcome="ok"))

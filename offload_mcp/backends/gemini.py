@@ -2,7 +2,7 @@
 
 With `grounding = true` the request carries the `google_search` tool and the answer comes
 back with its grounding metadata turned into numbered sources, the searches made and the cited
-passages (`Grounding`, attached to the text so dispatch, cache and ledger carry it unchanged).
+passages (`Grounding`, carried beside the text through dispatch and the cache).
 
 The SDK talks through its own HTTP stack (httpx2); we hand it a plain `httpx.AsyncClient` so
 there is one stack, and so tests can point it at a loopback fake by base URL. Free-tier quota
@@ -168,9 +168,10 @@ class GeminiBackend:
             raise errors.BadResponse(name, f"returned an empty answer (finish reason {reason}).")
         grounding = _grounding(candidate) if grounded and candidate else None
         return Completion(
-            text=grounding.attach(text) if grounding else text,
+            text=text,
             usage=_usage(response.usage_metadata),
             model=response.model_version or self.provider.model,
+            grounding=grounding,
         )
 
     def error_for(self, status: int, body: Any, message: str) -> errors.ProviderError:

@@ -114,9 +114,10 @@ class GeminiCliBackend:
                 grounding = Grounding(sources, queries)
         init = next((e for e in events if e.get("type") == "init"), {})
         return Completion(
-            text=grounding.attach(text) if grounding else text,
+            text=text,
             usage=_usage(result.get("stats")),
             model=str(init.get("model") or self.provider.model),
+            grounding=grounding,
         )
 
     async def _run(

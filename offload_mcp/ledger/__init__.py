@@ -155,7 +155,8 @@ class Ledger:
             now = self.clock()
             if cache_key is not None:
                 row = db.execute(
-                    "SELECT answer FROM cache WHERE key = ? AND expires > ?", [cache_key, now]
+                    "SELECT answer, grounding FROM cache WHERE key = ? AND expires > ?",
+                    [cache_key, now],
                 ).fetchone()
                 if row is not None:
                     db.execute(
@@ -163,7 +164,7 @@ class Ledger:
                         "counted, cache_hit) VALUES (?, ?, ?, ?, 'ok', ?, 0, 1)",
                         [now, tool, provider, model, packet_hash],
                     )
-                    return Cached(str(row[0]))
+                    return Cached(str(row[0]), row[1])
             self._reap(db, provider, now)
             refusal = self._cooling(db, provider, now) or self._over_cap(
                 db, provider, windows, now, est_input + est_output, est_usd
@@ -219,9 +220,17 @@ class Ledger:
                 now = self.clock()
                 db.execute("DELETE FROM cache WHERE expires <= ?", [now])
                 db.execute(
-                    "INSERT OR REPLACE INTO cache (key, provider, model, answer, created, expires)"
-                    " SELECT ?, provider, ?, ?, ?, ? FROM calls WHERE id = ?",
-                    [cache.key, model, cache.answer, now, now + cache.ttl_s, reservation],
+                    "INSERT OR REPLACE INTO cache (key, provider, model, answer, grounding, "
+                    "created, expires) SELECT ?, provider, ?, ?, ?, ?, ? FROM calls WHERE id = ?",
+                    [
+                        cache.key,
+                        model,
+                        cache.answer,
+                        cache.grounding,
+                        now,
+                        now + cache.ttl_s,
+                        reservation,
+                    ],
                 )
             row = db.execute(
                 "SELECT provider, ts, status, input_tokens + output_tokens, usd FROM calls "

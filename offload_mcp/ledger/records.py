@@ -66,6 +66,8 @@ class Cached:
     """An earlier answer to the identical packet from the same provider and model."""
 
     answer: str
+    #: its `Grounding` as JSON, when it had one
+    grounding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class CacheEntry:
     key: str
     answer: str
     ttl_s: float
+    grounding: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 The packet goes through dispatch like any other (privacy gate, quota, cache, ledger) on the
 `research` chain: the Gemini API with Google Search grounding, else the Gemini CLI. The
-backend attaches its sources to the answer (`Grounding`); this module takes them off, places
-citation markers after the passages they support, and keeps only markers that point at a
-source it returns. Long JSON answers go to a file the result names.
+backend's sources come beside the answer (`Result.grounding`, kept by the cache too); this
+module places citation markers after the passages they support, and keeps only markers that
+point at a source it returns. Long JSON answers go to a file the result names.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ async def research(
             wait_s=limits.wait_s,
         )
         result = await dispatcher.run(packet, progress)
-        text, grounding = Grounding.split(result.text)
+        text, grounding = result.text, result.grounding
         if checked is None:
             return Answer(text.strip(), None, grounding, result)
         try:
