@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "tests" / "node"
 CLAUDE_BIN = NODE_DIR / "node_modules" / ".bin" / "claude"
 CODEX_BIN = NODE_DIR / "node_modules" / ".bin" / "codex"
+GEMINI_BIN = NODE_DIR / "node_modules" / ".bin" / "gemini"
 REQUIRE_ENV = "OFFLOAD_MCP_REQUIRE_CLIENTS"
 #: keyring backend for server subprocesses: never the developer's real keyring
 NULL_KEYRING = "keyring.backends.null.Keyring"
@@ -66,6 +67,11 @@ def claude_binary() -> Path:
 def codex_binary() -> Path:
     """The pinned `codex` CLI, after checking that it runs and is the pinned version."""
     return _pinned_binary(CODEX_BIN, "The Codex CLI", pinned_version("@openai/codex"))
+
+
+def gemini_binary() -> Path:
+    """The pinned `gemini` CLI, after checking that it runs and is the pinned version."""
+    return _pinned_binary(GEMINI_BIN, "The Gemini CLI", pinned_version("@google/gemini-cli"))
 
 
 def _pinned_binary(binary: Path, label: str, pinned: str) -> Path:
