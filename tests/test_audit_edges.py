@@ -216,22 +216,28 @@ def test_five_hour_blocks_follow_ccusage_rules() -> None:
         _entry(day + 5.9 * h, 10),  # still block 1 (4.9 h after its start)
         _entry(day + 6.1 * h, 10),  # 5.1 h after start -> block 2 at 06:00
         _entry(day + 12.0 * h, 10),  # 5.9 h gap after the last entry -> block 3 at 12:00
+        _entry(day + 12.5 * h, 10),
     ]
     blocks = build_blocks(entries, PriceTable.load())
     assert [(b.start - day) / h for b in blocks] == [1.0, 6.0, 12.0]
-    assert [b.requests for b in blocks] == [2, 1, 1]
+    assert [b.requests for b in blocks] == [2, 1, 2]
     windows = budget_windows(entries, PriceTable.load(), now=day + 13.0 * h).as_dict()
     active = windows["active_block"]
     assert active is not None and active["start"] == day + 12 * h
-    assert active["usd"] == pytest.approx(10 * 25e-6)
-    assert active["usd_per_hour"] == pytest.approx(10 * 25e-6)  # 1 hour since its only entry
-    assert active["projected_usd"] == pytest.approx(10 * 25e-6 * 5)
+    usd = 20 * 25e-6
+    assert active["usd"] == pytest.approx(usd)
+    assert active["usd_per_hour"] == pytest.approx(usd * 2)  # 30 min from first to last
+    assert active["tokens_per_minute"] == pytest.approx(20 / 30)
+    assert active["projected_usd"] == pytest.approx(usd + usd / 30 * 240)  # 240 min left
     assert active["projected_percentile"] == 100.0
-    assert windows["week"]["usd"] == pytest.approx(40 * 25e-6)
+    assert windows["week"]["usd"] == pytest.approx(50 * 25e-6)
     assert (
         budget_windows(entries, PriceTable.load(), now=day + 20 * h).as_dict()["active_block"]
         is None
     )
+    one = budget_windows(entries[:4], PriceTable.load(), now=day + 13.0 * h).as_dict()
+    assert one["active_block"]["usd_per_hour"] is None  # one instant: no rate (as ccusage)
+    assert one["active_block"]["projected_usd"] is None
 
 
 def test_offloadable_kinds() -> None:

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -60,6 +61,8 @@ class FileReader:
         self.named = False
         self.stats = stats
         self.since = since
+        #: bytes of the file read so far (whole lines only, unless read to its end)
+        self.offset = 0
 
     def parsed(self, raw: bytes, last: bool = False) -> Entry | None:
         """The full path: parse, count what is wrong, name the project, make the entry."""
@@ -128,25 +131,38 @@ def read_file(path: Path, stats: ReadStats, since: float | None = None) -> Itera
         stats.unreadable_files.append(str(path))
         return
     stats.files += 1
-    reader = FileReader(path, stats, since)
-    tail = bytearray()  # a line cut by a chunk boundary
     with handle:
-        while chunk := handle.read(CHUNK):
-            stats.bytes += len(chunk)
-            first = chunk.find(b"\n")
-            if first == -1:
-                tail += chunk
-                continue
-            pos = 0
-            if tail:
-                tail += chunk[: first + 1]
-                yield from reader.lines(bytes(tail), 0, len(tail))
-                tail.clear()
-                pos = first + 1
-            end = chunk.rfind(b"\n") + 1
-            yield from reader.lines(chunk, pos, end)
-            tail += chunk[end:]
-    if tail:
+        yield from read_lines(handle, FileReader(path, stats, since), final=True)
+
+
+def read_lines(handle: BinaryIO, reader: FileReader, *, final: bool) -> Iterator[Entry]:
+    """Entries from the handle's position on; `reader.offset` ends past the last line read.
+
+    `final` False leaves a last line without its newline unread: it may still be being
+    written, and the next incremental read starts with it.
+    """
+    stats = reader.stats
+    tail = bytearray()  # a line cut by a chunk boundary
+    offset = handle.tell()
+    while chunk := handle.read(CHUNK):
+        stats.bytes += len(chunk)
+        offset += len(chunk)
+        first = chunk.find(b"\n")
+        if first == -1:
+            tail += chunk
+            continue
+        pos = 0
+        if tail:
+            tail += chunk[: first + 1]
+            yield from reader.lines(bytes(tail), 0, len(tail))
+            tail.clear()
+            pos = first + 1
+        end = chunk.rfind(b"\n") + 1
+        yield from reader.lines(chunk, pos, end)
+        tail += chunk[end:]
+    reader.offset = offset - len(tail)
+    if tail and final:
+        reader.offset = offset
         stats.lines += 1
         entry = reader.parsed(bytes(tail), last=True)
         if entry is not None:

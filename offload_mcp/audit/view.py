@@ -77,11 +77,15 @@ def _windows(windows: dict[str, Any], tz: tzinfo | None, console: Console) -> No
     active = windows["active_block"]
     if active:
         pct = active["projected_percentile"]
-        console.print(
-            f"Active 5-hour block since {_when(active['start'], tz)}: "
-            f"{active['tokens']:,} tokens, ${active['usd']:.2f}; "
+        rate = (
             f"burn ${active['usd_per_hour']:.2f}/h; "
             f"projected ${active['projected_usd']:.2f} by {_when(active['end'], tz)}"
+            if active["usd_per_hour"] is not None
+            else f"no burn rate yet (one instant); ends {_when(active['end'], tz)}"
+        )
+        console.print(
+            f"Active 5-hour block since {_when(active['start'], tz)}: "
+            f"{active['tokens']:,} tokens, ${active['usd']:.2f}; {rate}"
             + (f" ({pct:.0f}th percentile of your past blocks)." if pct is not None else ".")
         )
     else:
