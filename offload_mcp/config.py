@@ -142,6 +142,9 @@ class ProviderConfig(_Strict):
     env: dict[str, str] = {}
     #: model family for cross_check (openai, google, meta...); unset: read from kind and model
     family: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    #: while the Claude window runs hot (`[limits] hot_window_percentile`): "prefer" moves this
+    #: provider to the front of its chains, "avoid" to the back
+    when_hot: Literal["prefer", "avoid"] | None = None
 
     @field_validator("reset_tz")
     @classmethod
@@ -181,6 +184,11 @@ class Limits(_Strict):
     max_output_tokens: int = Field(2048, gt=0)
     #: how long a packet may wait for a capped or cooling provider to reset (0: fail at once)
     wait_s: float = Field(0.0, ge=0, le=86_400)
+    #: the Claude window is "hot" when the active 5-hour block's projected API-equivalent cost,
+    #: or the last 7 days', ranks at or above this percentile of your own past (0: never).
+    #: While hot, chains lean cheap: `when_hot = "prefer"` providers first, then by price,
+    #: `when_hot = "avoid"` ones last. Read from Claude Code's transcripts (see `audit`).
+    hot_window_percentile: float = Field(0.0, ge=0, le=100)
 
 
 class LedgerConfig(_Strict):
@@ -258,10 +266,17 @@ class Settings(_Strict):
     delegate: DelegateConfig = DelegateConfig()
     source: str = "built-in defaults"
 
-    def chain(self, tool: str) -> list[ProviderConfig]:
-        """The tool's providers in order; a tool without a chain uses `offload`'s."""
+    def chain(self, tool: str, hot: bool = False) -> list[ProviderConfig]:
+        """The tool's providers in order; a tool without a chain uses `offload`'s.
+
+        `hot` (the Claude window runs hot) leans cheap: preferred first, then by price.
+        """
         names = self.chains.get(tool) or self.chains.get("offload", [])
-        return [self.providers[name] for name in names if self.providers[name].enabled]
+        chain = [self.providers[name] for name in names if self.providers[name].enabled]
+        if hot:
+            rank = {"prefer": 0, None: 1, "avoid": 2}
+            chain.sort(key=lambda p: (rank[p.when_hot], p.prices.input + p.prices.output))
+        return chain
 
 
 def is_loopback(url: str) -> bool:
@@ -471,6 +486,9 @@ STARTER_CONFIG = """\
 # max_file_bytes = 262144
 # timeout_s = 120
 # max_output_tokens = 2048
+# Lean to cheaper providers while your Claude 5-hour block or week runs hotter than this
+# percentile of your past ones (from Claude Code's transcripts; 0: off).
+# hot_window_percentile = 80
 
 [local]
 # local_* tools use only providers with local trust unless this is true.
