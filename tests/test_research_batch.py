@@ -13,9 +13,11 @@ import pytest
 from mcp import Client
 
 from offload_mcp import research_batch
+from offload_mcp.backends.gemini_cli import SOURCES_ASK
 from offload_mcp.config import Paths
 from offload_mcp.errors import InvalidRequest
 from offload_mcp.server import build_server
+from tests.clients import gemini_binary
 from tests.fake_gemini import FakeGemini, Web, error_body, quota_body
 from tests.loopback import Answer
 
@@ -189,6 +191,74 @@ async def test_a_cap_reached_mid_batch_marks_the_rest(
     assert sum("day cap reached" in r.get("error", "") for r in rows) == 3
     assert len(fake.calls) == 3
     assert len(seen) == 6
+
+
+async def test_past_the_cap_the_rest_fail_over_to_the_logged_in_cli(
+    paths: Paths, fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's day cap runs out mid-batch; the other entities go down the research chain to
+    the real Gemini CLI (pointed at the same fake), whose sources come from its source list."""
+    binary = gemini_binary()
+    home = tmp_path / "gemini-home"
+    (home / ".gemini").mkdir(parents=True)
+    auth = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    (home / ".gemini" / "settings.json").write_text(json.dumps(auth))
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-batch-key")
+    paths.config_file.write_text(
+        f"""
+[providers.gemini-search]
+base_url = "{fake.url}/v1beta"
+caps = {{ day = {{ requests = 2 }} }}
+
+[providers.gemini-cli]
+command = "{binary}"
+base_url = "{fake.url}"
+env = {{ GEMINI_CLI_HOME = "{home}" }}
+"""
+    )
+    cli_text = (
+        json.dumps(
+            {
+                "founding year": {"value": 1999, "source": "[4]"},
+                "HQ": {"value": "Cli City", "source": "[9]"},
+                "head count": {"value": None, "source": None},
+            }
+        )
+        + "\n\nSources:\n[4] CLI registry - https://cli.example/registry\n"
+        + "[9] CLI news - https://cli.example/news"
+    )
+    # only the CLI's prompt carries SOURCES_ASK, so its calls take these answers
+    fake.route(SOURCES_ASK.strip()[-40:], FakeGemini.answer_for(cli_text))
+    for i in range(1, 4):
+        fake.route(name(i), row_answer(i))
+    async with Client(build_server(paths=paths, cwd=tmp_path)) as client:
+        error, text, seen = await batch(client, [name(i) for i in range(1, 4)])
+    assert not error, text
+    assert text.startswith("3 entities x 3 fields: 3 ok, 0 failed")
+    assert "gemini-search x2" in text and "gemini-cli x1" in text
+    _, json_path = files_of(text)
+    rows = json.loads(json_path.read_text())["rows"]
+    by_cli = [r for r in rows if r["provider"] == "gemini-cli"]
+    assert len(by_cli) == 1 and len(seen) == 3
+    for row in by_cli:
+        cells = row["cells"]
+        assert [s["url"] for s in row["sources"]] == [
+            "https://cli.example/registry",
+            "https://cli.example/news",
+        ]
+        assert cells["founding year"]["value"] == 1999
+        assert cells["founding year"]["source"]["url"] == "https://cli.example/registry"
+        assert cells["HQ"]["source"] == {
+            "n": 2,
+            "title": "CLI news",
+            "url": "https://cli.example/news",
+            "basis": "answer",
+        }
+        assert cells["head count"] == {"value": None, "status": "not_found", "source": None}
+    for row in rows:
+        if row["provider"] == "gemini-search":
+            i = int(row["entity"].split()[1])
+            assert row["cells"]["founding year"]["value"] == 1900 + i
 
 
 async def test_a_daily_quota_mid_batch_cools_the_provider_for_the_rest(
