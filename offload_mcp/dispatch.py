@@ -55,6 +55,7 @@ from offload_mcp.render import packet_hash, render_messages
 from offload_mcp.windows import describe_wait
 
 if TYPE_CHECKING:
+    from offload_mcp.audit.window import WindowWatch
     from offload_mcp.privacy import PacketScan, Screened
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Dispatcher:
     cwd: Path | None = None
     _backends: dict[str, tuple[str | None, Backend]] = field(default_factory=dict)
     _health: dict[str, tuple[float, Health]] = field(default_factory=dict)
+    _window: WindowWatch | None = None
 
     @classmethod
     def for_paths(cls, settings: Settings, paths: Paths, cwd: Path | None = None) -> Dispatcher:
@@ -194,12 +196,25 @@ class Dispatcher:
 
     def candidates(self, packet: Packet) -> list[ProviderConfig]:
         if packet.provider is None:
-            return self.settings.chain(packet.tool)
+            return self.settings.chain(packet.tool, hot=self.window_hot())
         provider = self.settings.providers.get(packet.provider)
         if provider is None:
             known = ", ".join(sorted(self.settings.providers))
             raise InvalidRequest(f"provider: unknown provider {packet.provider!r}; known: {known}.")
         return [provider]
+
+    def claude_window(self) -> WindowWatch:
+        """The Claude budget window, read from Claude Code's transcripts (made on first use)."""
+        if self._window is None:
+            from offload_mcp.audit.window import WindowWatch
+
+            self._window = WindowWatch(self.ledger.path.parent)
+        return self._window
+
+    def window_hot(self) -> bool:
+        """Whether chains lean cheap; never waits (a stale look is refreshed in a thread)."""
+        threshold = self.settings.limits.hot_window_percentile
+        return threshold > 0 and self.claude_window().hot(threshold)
 
     async def availability(self, provider: ProviderConfig) -> tuple[FoundKey | None, str | None]:
         """The provider's key (if any) and, when it cannot be called, why not and the fix."""
