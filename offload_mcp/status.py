@@ -21,6 +21,9 @@ from offload_mcp.windows import describe_reset, describe_wait
 
 log = logging.getLogger(__name__)
 
+#: how long status waits for a look at the Claude window before answering without one
+WINDOW_WAIT_S = 2.0
+
 
 @dataclass(frozen=True)
 class ProviderStatus:
@@ -49,6 +52,8 @@ class StatusReport:
     tokens_today: int = 0
     tokens_month: int = 0
     ledger_problem: str | None = None
+    #: the Claude budget window (offload_mcp.audit.window); empty without transcripts
+    claude_window: str = ""
 
 
 def _local_midnight(now: float, *, month: bool = False) -> float:
@@ -106,7 +111,14 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
             )
         )
 
+    claude: list[str] = []
+
+    async def claude_window() -> None:  # a thread: the first read of transcripts may take a while
+        watch, threshold = dispatcher.claude_window(), settings.limits.hot_window_percentile
+        claude.append(await anyio.to_thread.run_sync(watch.status_line, threshold, WINDOW_WAIT_S))
+
     async with anyio.create_task_group() as group:
+        group.start_soon(claude_window)
         for provider in settings.providers.values():
             group.start_soon(one, provider)
     order = list(settings.providers)
@@ -119,6 +131,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
         tokens_today=sum(t.input_tokens + t.output_tokens for t in today.values()),
         tokens_month=sum(t.input_tokens + t.output_tokens for t in month.values()),
         ledger_problem=ledger_problem,
+        claude_window=claude[0] if claude else "",
     )
 
 
@@ -197,6 +210,8 @@ def short_text(report: StatusReport) -> str:
     research = research_line(report)
     if research:
         lines.append(research)
+    if report.claude_window:
+        lines.append(report.claude_window)
     lines.append(
         f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
     )

@@ -99,6 +99,8 @@ def _print_table(report: StatusReport) -> None:
             console.print(f"[red]•[/red] {row.problem}")
     if report.ledger_problem:
         console.print(f"[red]{report.ledger_problem}[/red]")
+    if report.claude_window:
+        console.print(report.claude_window)
     console.print(
         f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
     )
