@@ -48,6 +48,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("OFFLOAD_MCP_HOME", str(home))
+    # status reads the Claude window from Claude Code's transcripts: never the real ones
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
     for var in (
         "OPENROUTER_API_KEY",
         "GROQ_API_KEY",
