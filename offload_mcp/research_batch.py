@@ -1,8 +1,10 @@
 """Batch research: the same fields looked up for many entities, one grounded packet each.
 
 Each entity is one `research` packet through dispatch (privacy gate, cache, quota, cool-downs,
-fail-over down the chain), at most `concurrency` at a time. An entity whose packet fails (capped,
-cooling, provider error, invalid JSON twice) is marked with the reason; the others still count.
+fail-over down the chain), at most `concurrency` at a time. A per-minute cap or 429 is waited
+out (up to `BATCH_WAIT_S` per entity) so a long list is paced rather than failed; an entity
+whose packet still fails (a daily cap or quota, a provider error, invalid JSON twice) is marked
+with the reason, and the others still count.
 Every cell names one of the sources returned *for its own entity*: the source the grounding
 metadata ties to the cell's part of the answer, else the number the model gave if it is in
 range, else the cell is marked unsourced. The table goes to a CSV and a JSON file; Claude gets
@@ -35,6 +37,8 @@ MAX_ENTITIES = 200
 MAX_FIELDS = 20
 MAX_NAME_CHARS = 200
 DEFAULT_CONCURRENCY = 4
+#: how long one entity waits out caps and cool-downs: past a minute window, never a day's
+BATCH_WAIT_S = 90.0
 #: rows shown in the summary Claude reads; the files hold all of them
 SUMMARY_ROWS = 3
 SUMMARY_FAILURES = 5
@@ -160,6 +164,7 @@ async def run_batch(
     started = time.monotonic()
     rows: dict[str, Row] = {}
     limiter = anyio.CapacityLimiter(max(1, concurrency))
+    wait_s = max(dispatcher.settings.limits.wait_s, BATCH_WAIT_S)
     done = 0
     bad: list[InvalidRequest] = []
 
@@ -174,6 +179,7 @@ async def run_batch(
                     urls=list(urls),
                     schema=schema,
                     provider=provider,
+                    wait_s=wait_s,
                 )
                 row = answer_row(entity, wanted, answer)
             except InvalidRequest as exc:

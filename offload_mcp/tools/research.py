@@ -153,8 +153,12 @@ async def research(
     schema: dict[str, Any] | None = None,
     provider: str | None = None,
     progress: Progress | None = None,
+    wait_s: float | None = None,
 ) -> Answer:
-    """One grounded packet through dispatch; a JSON answer is checked, with one retry."""
+    """One grounded packet through dispatch; a JSON answer is checked, with one retry.
+
+    `wait_s` (default: the configured limit) is how long to wait out caps and cool-downs.
+    """
     if not question.strip():
         raise InvalidRequest("question: must not be blank.")
     bad = [u for u in urls if not re.match(r"https?://\S+$", u)]
@@ -178,7 +182,7 @@ async def research(
             provider=provider,
             template="research",
             cache=attempt == 0,
-            wait_s=limits.wait_s,
+            wait_s=limits.wait_s if wait_s is None else wait_s,
         )
         result = await dispatcher.run(packet, progress)
         text, grounding = result.text, result.grounding
