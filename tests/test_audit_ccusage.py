@@ -2,7 +2,10 @@
 
 Matched against `ccusage claude session --offline --json --mode calculate`, the report that reads
 top-level usage only (its `daily` report also counts subagent usage replayed in `progress`
-lines; reference claude-code.md §3.6).
+lines; reference claude-code.md §3.6), and against `blocks` for the 5-hour windows: `blocks`
+counts the same entries as `session`. Its quirks we copy: the burn rate runs from a block's
+first to its last entry (none while they are one instant), the projection adds whole minutes
+left. Its gap blocks (rows for idle stretches) carry nothing and are left out here.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import UTC
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from offload_mcp.audit.blocks import budget_windows, build_blocks
 from offload_mcp.audit.run import Audit, run_audit
 from tests.clients import NODE_DIR, child_env, unavailable
 
@@ -46,7 +51,7 @@ def ours(config_dir: Path) -> Audit:
     return run_audit([config_dir / "projects"], tz=UTC)
 
 
-def ccusage(config_dir: Path, report: str) -> dict[str, object]:
+def ccusage(config_dir: Path, report: str, *extra: str) -> dict[str, object]:
     install = "npm ci --prefix tests/node --no-audit --no-fund"
     if shutil.which("node") is None:
         unavailable(f"node is not on PATH; install Node.js and run '{install}'")
@@ -54,6 +59,7 @@ def ccusage(config_dir: Path, report: str) -> dict[str, object]:
         unavailable(f"ccusage is not installed in tests/node; run '{install}'")
     env = child_env(config_dir, {"CLAUDE_CONFIG_DIR": str(config_dir), "TZ": "UTC"})
     command = [str(CCUSAGE_BIN), "claude", report, "--offline", "--json", "--mode", "calculate"]
+    command += extra
     version = subprocess.run(
         [str(CCUSAGE_BIN), "--version"], capture_output=True, text=True, env=env, timeout=60
     )
@@ -129,3 +135,66 @@ def test_known_figures_without_node(ours: Audit) -> None:
     )
     assert total.usd == pytest.approx(21.5167313, abs=1e-6)
     assert ours.stats.malformed == 0 and not ours.stats.unknown_types
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_blocks_equal_ccusage_blocks(config_dir: Path, ours: Audit) -> None:
+    theirs = [row for row in ccusage(config_dir, "blocks")["blocks"] if not row["isGap"]]  # type: ignore[union-attr]
+    blocks = build_blocks(ours.entries, ours.prices)
+    assert len(blocks) == len(theirs) == 3
+    for block, row in zip(blocks, theirs, strict=True):
+        assert (_iso(block.start), _iso(block.end), _iso(block.last)) == (
+            row["startTime"],
+            row["endTime"],
+            row["actualEndTime"],
+        )
+        counts = row["tokenCounts"]
+        assert block.requests == row["entries"]
+        assert block.tokens == row["totalTokens"] == sum(counts.values())
+        assert block.usd == pytest.approx(row["costUSD"], abs=1e-6)
+        assert not row["isActive"] and row["burnRate"] is None
+
+
+def test_active_block_burn_rate_and_projection_equal_ccusage(tmp_path: Path) -> None:
+    now = time.time()
+    lines = [
+        (now - 100 * 60, 1_000, 20_000, 300),
+        (now - 40 * 60, 2_000, 25_000, 500),
+        (now - 10 * 60, 500, 30_000, 800),
+    ]
+    project = tmp_path / "projects" / "-x-proj"
+    project.mkdir(parents=True)
+    with (project / "s.jsonl").open("w") as handle:
+        for i, (ts, write, read, out) in enumerate(lines):
+            usage = {
+                "input_tokens": 5,
+                "cache_creation_input_tokens": write,
+                "cache_read_input_tokens": read,
+                "cache_creation": {"ephemeral_5m_input_tokens": write},
+                "output_tokens": out,
+            }
+            message = {"id": f"m{i}", "model": "claude-sonnet-4-5", "usage": usage}
+            line = {"type": "assistant", "timestamp": _iso(ts), "requestId": f"r{i}"}
+            # compact, as Claude Code writes: ccusage only reads lines holding `"usage":{`
+            compact = json.dumps({**line, "message": message}, separators=(",", ":"))
+            handle.write(compact + "\n")
+    rows = ccusage(tmp_path, "blocks", "--active")["blocks"]
+    mine = run_audit([tmp_path / "projects"], tz=UTC)
+    active = budget_windows(mine.entries, mine.prices, time.time()).active_dict()
+    assert isinstance(rows, list) and len(rows) == 1 and active is not None
+    row = rows[0]
+    assert row["isActive"] and row["startTime"] == _iso(active["start"])
+    assert active["tokens"] == row["totalTokens"]
+    assert active["tokens_per_minute"] == pytest.approx(row["burnRate"]["tokensPerMinute"])
+    assert active["usd_per_hour"] == pytest.approx(row["burnRate"]["costPerHour"])
+    # ccusage looked a moment earlier: at most one minute of burn apart, cost in whole cents
+    projection = row["projection"]
+    assert abs(active["projected_tokens"] - projection["totalTokens"]) <= (
+        active["tokens_per_minute"] + 1
+    )
+    assert abs(active["projected_usd"] - projection["totalCost"]) <= (
+        active["usd_per_hour"] / 60 + 0.005
+    )

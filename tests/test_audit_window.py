@@ -147,3 +147,26 @@ def test_watch_survives_a_broken_tree(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(TranscriptIndex, "refresh", boom)
     assert watch.status_line(80, 5) == "Claude window unavailable: denied"
     assert watch.hot(80) is False
+
+
+def test_a_long_first_read_keeps_its_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "p" / "a.jsonl", [line(1, NOW - H)])
+    write(tmp_path / "p" / "b.jsonl", [line(2, NOW - H)])
+    store = tmp_path / "data" / window.STORE_NAME
+    monkeypatch.setattr(window, "SAVE_EVERY_S", 0.0)
+    real = TranscriptIndex._read
+
+    def dies_on_b(self: TranscriptIndex, path: Path, *rest: object) -> object:
+        if path.name == "b.jsonl":
+            raise KeyboardInterrupt  # the process ends mid-read
+        return real(self, path, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TranscriptIndex, "_read", dies_on_b)
+    with pytest.raises(KeyboardInterrupt):
+        TranscriptIndex([tmp_path / "p"], store).refresh(NOW)
+    monkeypatch.setattr(TranscriptIndex, "_read", real)
+    kept = json.loads(store.read_text())["files"]
+    assert [Path(name).name for name in kept] == ["a.jsonl"]
+    assert len(TranscriptIndex([tmp_path / "p"], store).refresh(NOW)) == 2

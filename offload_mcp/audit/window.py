@@ -39,6 +39,8 @@ FRESH_S = 5.0
 MIN_PAST_BLOCKS = 5
 MIN_PAST_WEEKS = 2
 STORE_NAME = "claude-window.json"
+#: while a long read goes on, its progress is saved this often
+SAVE_EVERY_S = 2.0
 _STORE_VERSION = 1
 _CHECK_BYTES = 64
 #: an entry as stored: what the window needs, without the tool names
@@ -100,7 +102,13 @@ class TranscriptIndex:
         horizon = now - HISTORY_DAYS * 86400
         seen: dict[str, _File] = {}
         changed = False
+        saved = time.monotonic()
         for path in find_files(self.roots if self.roots is not None else default_roots()):
+            if changed and time.monotonic() - saved > SAVE_EVERY_S:
+                # a long first read keeps its progress even if this process ends before it does
+                self.files = {**self.files, **seen}
+                self._save()
+                saved = time.monotonic()
             try:
                 info = path.stat()
             except OSError:
