@@ -20,6 +20,9 @@ from typing import Any
 from offload_mcp import errors
 
 MAX_OUTPUT_TAIL = 2000
+#: warning items that say nothing about a failure (any model the binary has no metadata
+#: for, i.e. every local or custom one): never quoted as the reason a run failed
+_HARMLESS_NOTICES = ("Model metadata for",)
 MAX_QUOTED_CHARS = 300
 
 
@@ -146,7 +149,9 @@ class CodexRun:
         elif item_type == "file_change":
             return self._file_change(item, done=done)
         elif item_type == "error":
-            self.notices.append(_message(item) or "error")
+            message = _message(item) or "error"
+            if not message.startswith(_HARMLESS_NOTICES):
+                self.notices.append(message)
         return None
 
     def _file_change(self, item: dict[str, Any], *, done: bool) -> Progress | None:
