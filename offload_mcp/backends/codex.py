@@ -33,12 +33,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from offload_mcp import errors
 from offload_mcp.backends.base import Health
-from offload_mcp.backends.codex_events import CodexRun, failure_error, killed_error
+from offload_mcp.backends.codex_events import CodexRun, Progress, failure_error, killed_error
 from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
 from offload_mcp.config import ProviderConfig
 from offload_mcp.packets import Completion, CompletionRequest, Usage
@@ -178,23 +179,43 @@ class CodexBackend:
         )
 
     async def _run(self, argv: list[str], request: CompletionRequest) -> tuple[CodexRun, int, str]:
-        name = self.provider.name
         workdir = argv[argv.index("-C") + 1]
         run = CodexRun(root=workdir)
-        idle_s = min(self.idle_timeout_s, request.timeout_s)
+        prompt = self.prompt(request)
+        code, stderr_tail = await self.stream(argv, workdir, prompt, run, request.timeout_s)
+        return run, code, stderr_tail
+
+    async def stream(
+        self,
+        argv: list[str],
+        cwd: str | Path,
+        prompt: str,
+        run: CodexRun,
+        timeout_s: float,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> tuple[int, str]:
+        """Run Codex, feeding its events to `run`; (exit code, stderr tail), or a typed error.
+
+        The whole process group dies on the hard or idle timeout, and when Codex only waits
+        for a network it cannot reach (it would retry for ever).
+        """
+        name = self.provider.name
+        idle_s = min(self.idle_timeout_s, timeout_s)
         try:
             async with run_process(
                 argv,
                 env=self.child_env(),
-                cwd=workdir,
-                stdin_data=self.prompt(request).encode("utf-8"),
-                timeout_s=request.timeout_s,
+                cwd=str(cwd),
+                stdin_data=prompt.encode("utf-8"),
+                timeout_s=timeout_s,
                 idle_timeout_s=idle_s,
             ) as proc:
                 async for line in proc.lines():
-                    run.feed(line)
+                    progress = run.feed(line)
                     if run.offline_s() >= idle_s:
                         raise killed_error(name, run, f"waited for the network over {idle_s:g} s")
+                    if progress is not None and on_progress is not None:
+                        on_progress(progress)
         except ProcessTimedOut as exc:
             raise killed_error(name, run, str(exc)) from None
         except OutputTooLarge as exc:
@@ -205,7 +226,7 @@ class CodexBackend:
             ) from None
         assert proc.result is not None
         code = proc.result.returncode
-        return run, code if code is not None else -1, proc.result.stderr_tail
+        return (code if code is not None else -1), proc.result.stderr_tail
 
     # --- availability ---------------------------------------------------------------------
 

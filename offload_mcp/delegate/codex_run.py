@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import anyio
 
 from offload_mcp import errors, quota
-from offload_mcp.backends.codex import INSTALL_HINT, CodexBackend
-from offload_mcp.backends.codex_events import CodexRun, CodexUsage, failure_error, killed_error
-from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
+from offload_mcp.backends.codex import CodexBackend
+from offload_mcp.backends.codex_events import CodexRun, CodexUsage, Progress, failure_error
 from offload_mcp.delegate.progress import Throttle
 from offload_mcp.dispatch import Dispatcher
 from offload_mcp.ledger import Refusal
@@ -121,39 +120,13 @@ async def run_codex(
 
 
 async def _stream(runner: Runner, argv: list[str], prompt: str, run: CodexRun) -> tuple[int, str]:
-    backend, throttle, timeout_s = runner.backend, runner.throttle, runner.timeout_s
-    name = backend.provider.name
-    idle_s = min(backend.idle_timeout_s, timeout_s)
-    try:
-        async with run_process(
-            argv,
-            env=backend.child_env(),
-            cwd=runner.cwd,
-            stdin_data=prompt.encode("utf-8"),
-            timeout_s=timeout_s,
-            idle_timeout_s=idle_s,
-        ) as proc:
-            async for line in proc.lines():
-                progress = run.feed(line)
-                if run.offline_s() >= idle_s:
-                    raise killed_error(name, run, f"waited for the network over {idle_s:g} s")
-                if progress is None:
-                    continue
-                if progress.kind == "command":
-                    throttle.note(f"codex runs: {progress.detail[:120]}")
-                else:
-                    throttle.note(f"codex changed: {progress.detail[:120]}")
-    except ProcessTimedOut as exc:
-        raise killed_error(name, run, str(exc)) from None
-    except OutputTooLarge as exc:
-        raise errors.BadResponse(name, f"codex wrote too much: {exc}; killed.") from None
-    except OSError as exc:
-        raise errors.ProviderDown(
-            name, f"cannot start `{argv[0]}`: {exc.strerror or exc}.", hint=INSTALL_HINT
-        ) from None
-    assert proc.result is not None
-    code = proc.result.returncode
-    return (code if code is not None else -1), proc.result.stderr_tail
+    throttle = runner.throttle
+
+    def note(progress: Progress) -> None:
+        verb = "runs" if progress.kind == "command" else "changed"
+        throttle.note(f"codex {verb}: {progress.detail[:120]}")
+
+    return await runner.backend.stream(argv, runner.cwd, prompt, run, runner.timeout_s, note)
 
 
 async def _settle(
