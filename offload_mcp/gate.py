@@ -44,10 +44,16 @@ class Sending:
 
 
 async def scan_messages(messages: tuple[Message, ...]) -> PacketScan:
-    """Scan the packet's user message (the system prompt is ours); big ones off the loop."""
-    from offload_mcp.privacy import scan_packet  # RE2 and the rule book: first use only
+    """Scan the packet's user message (the system prompt is ours); big ones off the loop.
+
+    The first packet also warms the scanner off the loop (rule book, lazy imports: ~0.2 s
+    once), so no later packet, however small, stalls the event loop on a first use.
+    """
+    from offload_mcp.privacy import scan_packet, warm, warmed  # first use only
 
     texts = [messages[1].content]
+    if not warmed():
+        await anyio.to_thread.run_sync(warm)
     if len(texts[0]) < INLINE_SCAN_CHARS:
         return scan_packet(texts)
     return await anyio.to_thread.run_sync(scan_packet, texts)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from offload_mcp.privacy.findings import Category, Finding
 from offload_mcp.privacy.policy import Action, actions, decide
 from offload_mcp.privacy.redaction import Redactor
+from offload_mcp.privacy.warmup import warm, warmed
 
 T = TypeVar("T")
 
@@ -34,6 +35,8 @@ __all__ = [
     "scan",
     "scan_packet",
     "screen",
+    "warm",
+    "warmed",
 ]
 
 

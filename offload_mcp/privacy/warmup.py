@@ -1,0 +1,53 @@
+"""One-time costs of the scan, paid before the first packet waits on them.
+
+The first scan in a process compiles the rule book (~50 ms), imports `phonenumbers` at the
+first international number (~200 ms), compiles the lazily built patterns and grows each RE2
+DFA from nothing. A server pays all that once, off its event loop (`gate.scan_messages`),
+instead of inside whichever packet happens to hit each path first.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_done = threading.Event()
+
+# Invented stand-ins (no real person or credential) that reach every detector's slow path
+# once: assignments, headers, URLs, phones, tables, SQL, clinical records, JSON and URL
+# escapes. What the scan finds in them is thrown away.
+_SAMPLE = "\n".join(
+    (
+        'API_KEY="<API_KEY>"  password: ${DB_PASSWORD}  token = os.environ["TOKEN"]',
+        "Authorization: Bearer [REDACTED]  X-API-Key: ****",
+        "postgres://app:changeme@db.example.com:5432/app  https://user@example.org/path",
+        "call +44 20 7946 0000 or (555) 555-0100, 001 555 0100, mail jane.doe@example.com",
+        "host 192.0.2.10 and 2001:db8::1, card 4111 1111 1111 1111, IBAN GB82WEST12345698765432",
+        "ssn 000-00-0000, 1600 Example Avenue, DOB: 1970-01-01",
+        "name,email,phone,dob\nJane Doe,jane@example.com,555-0100,1970-01-01",
+        "INSERT INTO people (name, phone) VALUES ('Jane Doe', '555-0100');",
+        'phone: "555-0100"  ssn=000-00-0000',
+        "Patient: Jane Doe  MRN: EXAMPLE-0  Diagnosis: none",
+        "PID|1||EXAMPLE^^^MRN||DOE^JANE||19700101|F",
+        '{"resourceType": "Patient", "name": [{"family": "Doe"}], "birthDate": "1970-01-01"}',
+        '{"note": "line one\\nsecret: \\"<SECRET>\\"\\u0041"}  q=a%20b%40example.com',
+        "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----",
+        '<add key="ApiKey" value="${API_KEY}" />  AKIAIOSFODNN7EXAMPLE',
+    )
+)
+
+
+def warm() -> None:
+    """Compile the rule book and load what the checks import lazily (idempotent)."""
+    if _done.is_set():
+        return
+    from offload_mcp.privacy.detectors import scan
+    from offload_mcp.privacy.pii import valid_phone
+
+    scan(_SAMPLE)
+    valid_phone("+44 20 7946 0000")  # `phonenumbers` and its parsing patterns
+    _done.set()
+
+
+def warmed() -> bool:
+    """Whether `warm()` has run in this process."""
+    return _done.is_set()
