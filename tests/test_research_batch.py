@@ -297,6 +297,12 @@ async def test_duplicates_are_dropped_and_cached_rows_cost_nothing(
     assert not error, text
     assert text.startswith("2 entities x 3 fields: 2 ok") and "0 tokens" in text
     assert len(fake.calls) == 2
+    # the cache keeps each entity's grounding, so cached cells keep their sources
+    _, json_path = files_of(text)
+    first = json.loads(json_path.read_text())["rows"][0]
+    assert first["cached"] is True
+    assert [s["url"] for s in first["sources"]] == [webs(1)[1].uri, webs(1)[0].uri]
+    assert first["cells"]["founding year"]["source"]["basis"] == "grounding"
 
 
 @pytest.mark.parametrize(
