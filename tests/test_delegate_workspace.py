@@ -3,13 +3,14 @@ kept out (and out of the patch), non-git directories, and nothing left behind.""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from offload_mcp.config import Paths
+from offload_mcp.config import DEFAULT_DENY, Paths
 from offload_mcp.delegate.workspace import DenyList, create, remove
 from tests.delegate_helpers import (
     Codex,
@@ -55,6 +56,79 @@ def test_deny_list_matches_names_parts_and_paths():
     assert DENY.denies("id_rsa.pub") and DENY.denies("secrets/prod.json")
     assert not DENY.denies("src/environment.py") and not DENY.denies("other/secrets/x.json")
     assert not DENY.denies("docs/env.md")
+
+
+def fnmatch_denies(patterns: tuple[str, ...], relative: str) -> bool:
+    """The deny list's meaning, spelled with fnmatch (what the compiled regex must match)."""
+    parts = relative.split("/")
+    for pattern in patterns:
+        if "/" in pattern:
+            if fnmatch.fnmatchcase(relative, pattern.strip("/")):
+                return True
+        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def test_compiled_deny_list_means_what_fnmatch_means():
+    patterns = (
+        *DEFAULT_DENY,
+        "[abc]x.txt",
+        "[!a-m]y.txt",
+        "q[]]z",
+        "weird[",
+        "a?c",
+        "lit.eral+(x)",
+        "docs/*.md",
+        "/top/*/deep",
+    )
+    deny = DenyList(patterns)
+    names = [
+        "",
+        ".env",
+        ".envy",
+        "x.env",
+        "a/.env.local/b",
+        "server.pem",
+        "pem",
+        "id_rsa",
+        "keys/id_rsa.pub",
+        "credentials",
+        "my-credentials-prod.json",
+        "a/credentials.yml",
+        "secrets.toml",
+        "secrets",
+        "ax.txt",
+        "dx.txt",
+        "zy.txt",
+        "by.txt",
+        "q]z",
+        "qz",
+        "weird[",
+        "weird",
+        "abc",
+        "a/c",
+        "a/b/c",
+        "lit.eral+(x)",
+        "litxeral+(x)",
+        "docs/a.md",
+        "docs/sub/a.md",
+        "x/docs/a.md",
+        "top/a/deep",
+        "top/a/b/deep",
+        "a\nb.pem",
+        "src/environment.py",
+        "terraform/prod.tfvars",
+        "x/.ssh",
+        ".ssh/config",
+    ]
+    for pattern in patterns:
+        for name in names:
+            single = (pattern,)
+            assert DenyList(single).denies(name) == fnmatch_denies(single, name), (pattern, name)
+    for name in names:
+        assert deny.denies(name) == fnmatch_denies(patterns, name), name
+    assert not DenyList(()).denies("anything")
 
 
 def test_worktree_carries_uncommitted_and_untracked_work(tmp_path: Path):

@@ -45,7 +45,6 @@ whole call.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import functools
 import os
 import re
@@ -72,28 +71,54 @@ class DenyList:
     """Glob patterns; one without "/" matches any part of a path, one with "/" the whole path.
 
     Every tracked path of the repository is checked on each call, so the patterns are compiled
-    once into two regular expressions (fnmatch per pattern and part took ~100 ms per 1,000
-    paths).
+    once into one regular expression searched over the whole path (fnmatch per pattern and
+    path part took ~100 ms per 1,000 paths).
     """
 
     patterns: tuple[str, ...]
 
     def denies(self, relative: str) -> bool:
-        part, whole = self._compiled
-        if whole is not None and whole.match(relative):
-            return True
-        return part is not None and any(part.match(name) for name in relative.split("/"))
+        return self._compiled.search(relative) is not None
 
     @functools.cached_property
-    def _compiled(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-        def one(globs: list[str]) -> re.Pattern[str] | None:
-            if not globs:
-                return None
-            return re.compile("|".join(fnmatch.translate(glob) for glob in globs))
+    def _compiled(self) -> re.Pattern[str]:
+        part = "|".join(_glob(p) for p in self.patterns if "/" not in p)
+        whole = "|".join(_glob(p.strip("/"), sep="") for p in self.patterns if "/" in p)
+        alternatives = [f"(?:^|/)(?:{part})(?:/|\\Z)"] if part else []
+        alternatives += [f"^(?:{whole})\\Z"] if whole else []
+        return re.compile("|".join(alternatives) or "(?!)", re.DOTALL)
 
-        part = [p for p in self.patterns if "/" not in p]
-        whole = [p.strip("/") for p in self.patterns if "/" in p]
-        return one(part), one(whole)
+
+def _glob(pattern: str, sep: str = "/") -> str:
+    """fnmatch's glob as a regex, except that `*`, `?` and classes never match `sep` (so a
+    part pattern cannot span two parts of a path)."""
+    out, i, n = [], 0, len(pattern)
+    other = f"[^{sep}]" if sep else "."
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "*":
+            out.append(other + "*")
+        elif char == "?":
+            out.append(other)
+        elif char == "[":
+            j = i + (i < n and pattern[i] == "!")
+            j += j < n and pattern[j] == "]"
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+                continue
+            body = pattern[i:j].replace("\\", "\\\\")
+            i = j + 1
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            body = body.replace("^", "\\^").replace("[", "\\[")
+            group = f"[^{body}]" if negate else f"[{body}]"
+            out.append(f"(?!{re.escape(sep)}){group}" if sep else group)
+        else:
+            out.append(re.escape(char))
+    return "".join(out)
 
 
 @dataclass
