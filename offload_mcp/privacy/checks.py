@@ -49,8 +49,8 @@ def shannon(value: str) -> float:
     """Bits per character; random tokens score high, words and repeats low."""
     if not value:
         return 0.0
-    counts = Counter(value)
     size = len(value)
+    counts = Counter(value)
     if size > _TABLED:
         return -sum(n / size * math.log2(n / size) for n in counts.values())
     # The same terms, summed in the same order, so the same float; looked up in C.
