@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "claude-transcripts" / "spotter"
         (b'{"type":"user","message":{"type":"x"}}', b"user"),
         (b'{"parentUuid":"a{b","type":"progress"}', None),  # a brace before: left to the parser
         (b'{"message":{"type":"message"},"type":"assistant"}', None),
-        (b'{"a":[1],"type":"user"}', None),
+        (b'{"a":[1],"type":"user"}', b"user"),  # an array of scalars holds no key
+        (b'{"a":[{"type":"x"}],"type":"user"}', None),  # a key deeper down: after a {
         (b'{"type":"us\\u0065r"}', None),  # an escape: the parser decides
         (b'{"cwd":"/x","type":"system"}', b"system"),
         (b'{"type":', None),
@@ -103,3 +105,76 @@ def test_unreadable_file_is_listed_not_fatal(tmp_path: Path) -> None:
     missing = tmp_path / "gone.jsonl"
     assert scan.read_all([missing, missing], stats, workers=1) == []
     assert stats.unreadable_files == [str(missing), str(missing)]
+
+
+def _base() -> dict[str, Any]:
+    return assistant("m1", "r1", usage(out=7), content=[{"type": "text", "text": "ok"}])
+
+
+ODD_LINES: list[bytes] = [
+    json.dumps(_base()).encode(),
+    json.dumps({**_base(), "message": {**_base()["message"], "content": "a string"}}).encode(),
+    json.dumps({**_base(), "message": {**_base()["message"], "content": {"a": 1}}}).encode(),
+    json.dumps({**_base(), "message": None}).encode(),
+    json.dumps({**_base(), "message": [1]}).encode(),
+    json.dumps({**_base(), "type": ["assistant"]}).encode(),  # once crashed the reader
+    json.dumps({**_base(), "type": None}).encode(),
+    json.dumps({**_base(), "isSidechain": "yes", "requestId": 5}).encode(),
+    json.dumps(
+        {
+            **_base(),
+            "message": {
+                **_base()["message"],
+                "content": [
+                    {"type": "tool_use", "name": "Bash", "input": {"command": "pytest -q"}},
+                    {"type": "tool_use", "name": "Bash", "input": "not an object"},
+                    None,
+                ],
+            },
+        }
+    ).encode(),
+    json.dumps(
+        {
+            **_base(),
+            "message": {
+                **_base()["message"],
+                "content": [{"type": "tool_use", "name": "Read", "input": None}],
+            },
+        }
+    ).encode(),
+    json.dumps(_base(), ensure_ascii=False).replace("ok", "ok → ✓").encode(),
+    json.dumps(_base()).replace('"ok"', '"ok\xff"').encode("latin-1"),  # bad UTF-8
+    json.dumps(_base())
+    .replace('"type": "assistant"', '"type": "assistant", "type": "user"')
+    .encode(),  # duplicate keys: the last one counts, in both parsers
+]
+
+
+def _row(e: Entry | None) -> tuple[object, ...] | None:
+    if e is None:
+        return None
+    return (e.timestamp, e.message_id, e.request_id, e.sidechain, e.model, e.output, e.tools)
+
+
+@pytest.mark.parametrize("raw", ODD_LINES)
+def test_field_decoding_gives_what_the_full_parse_gives(raw: bytes, tmp_path: Path) -> None:
+    fast_stats, full_stats = ReadStats(), ReadStats()
+    fast = scan.FileReader(tmp_path / "s.jsonl", fast_stats, None).parsed(raw)
+    full = scan.FileReader(tmp_path / "s.jsonl", full_stats, None).parsed_in_full(raw)
+    assert _row(fast) == _row(full)
+    assert fast_stats.as_dict() == full_stats.as_dict()
+
+
+def test_most_odd_lines_take_the_fast_path() -> None:
+    from offload_mcp.audit.fields import Unfit, decode
+
+    def fits(raw: bytes) -> bool:
+        try:
+            decode(raw)
+        except (Unfit, UnicodeDecodeError):
+            return False
+        return True
+
+    assert [fits(raw) for raw in ODD_LINES] == [
+        True, True, False, True, False, True, True, True, False, True, True, False, True,
+    ]  # fmt: skip

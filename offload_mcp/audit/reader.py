@@ -151,15 +151,12 @@ READ_ONLY_COMMANDS = frozenset(
 GIT_READS = frozenset(("log", "diff", "status", "show", "blame"))
 
 
-def tool_label(block: dict[str, Any]) -> str:
+def label(name: object, command: object) -> str:
     """A tool_use block's name; Bash is split into test runs, read-only look-ups and the rest."""
-    name = block.get("name")
     if not isinstance(name, str):
         return "?"
     if name != "Bash":
         return name
-    tool_input = block.get("input")
-    command = tool_input.get("command") if isinstance(tool_input, dict) else None
     if not isinstance(command, str) or not command.strip():
         return "Bash"
     words = command.replace("&&", " ").replace("|", " ").split()
@@ -171,33 +168,72 @@ def tool_label(block: dict[str, Any]) -> str:
     return "Bash"
 
 
+def tool_label(block: dict[str, Any]) -> str:
+    tool_input = block.get("input")
+    command = tool_input.get("command") if isinstance(tool_input, dict) else None
+    return label(block.get("name"), command)
+
+
+def make_entry(
+    *,
+    timestamp: object,
+    request_id: object,
+    sidechain: object,
+    message_id: object,
+    model: object,
+    usage: dict[str, Any],
+    tools: tuple[str, ...],
+    where: tuple[str, str],
+    stats: ReadStats,
+) -> Entry | None:
+    """The entry of one assistant line from its raw fields, whichever parser read them.
+
+    `where` is (session, project). Synthetic replies and lines without a time are counted.
+    """
+    stats.usage_lines += 1
+    if model == SYNTHETIC_MODEL:
+        stats.synthetic += 1
+        return None
+    when = parse_timestamp(timestamp)
+    if when is None or message_id == "" or request_id == "":
+        stats.malformed += 1
+        return None
+    get = usage.get
+    breakdown = get("cache_creation")
+    if isinstance(breakdown, dict):
+        cache_5m = _int(breakdown.get("ephemeral_5m_input_tokens"))
+        cache_1h = _int(breakdown.get("ephemeral_1h_input_tokens"))
+    else:
+        cache_5m, cache_1h = _int(get("cache_creation_input_tokens")), 0
+    inp, read, out = get("input_tokens"), get("cache_read_input_tokens"), get("output_tokens")
+    return Entry(
+        timestamp=when,
+        session=where[0],
+        project=where[1],
+        model=model if isinstance(model, str) and model else "unknown",
+        message_id=message_id if isinstance(message_id, str) else None,
+        request_id=request_id if isinstance(request_id, str) else None,
+        sidechain=sidechain is True,
+        input=inp if type(inp) is int else 0,
+        cache_5m=cache_5m,
+        cache_1h=cache_1h,
+        cache_read=read if type(read) is int else 0,
+        output=out if type(out) is int else 0,
+        fast=get("speed") == "fast",
+        tools=tools,
+    )
+
+
 def entry_from_line(
     obj: dict[str, Any], session: str, project: str, stats: ReadStats
 ) -> Entry | None:
-    """The usage entry of one parsed line, or None for lines without top-level usage."""
+    """The usage entry of one line parsed into dicts, or None without top-level usage."""
     message = obj.get("message")
     if not isinstance(message, dict):
         return None
     usage = message.get("usage")
     if not isinstance(usage, dict):
         return None
-    stats.usage_lines += 1
-    model = message.get("model")
-    if model == SYNTHETIC_MODEL:
-        stats.synthetic += 1
-        return None
-    timestamp = parse_timestamp(obj.get("timestamp"))
-    message_id = message.get("id")
-    request_id = obj.get("requestId")
-    if timestamp is None or message_id == "" or request_id == "":
-        stats.malformed += 1
-        return None
-    breakdown = usage.get("cache_creation")
-    if isinstance(breakdown, dict):
-        cache_5m = _int(breakdown.get("ephemeral_5m_input_tokens"))
-        cache_1h = _int(breakdown.get("ephemeral_1h_input_tokens"))
-    else:
-        cache_5m, cache_1h = _int(usage.get("cache_creation_input_tokens")), 0
     content = message.get("content")
     tools: tuple[str, ...] = ()
     if isinstance(content, list):
@@ -206,19 +242,14 @@ def entry_from_line(
             for block in content
             if isinstance(block, dict) and block.get("type") == "tool_use"
         )
-    return Entry(
-        timestamp=timestamp,
-        session=session,
-        project=project,
-        model=model if isinstance(model, str) and model else "unknown",
-        message_id=message_id if isinstance(message_id, str) else None,
-        request_id=request_id if isinstance(request_id, str) else None,
-        sidechain=obj.get("isSidechain") is True,
-        input=_int(usage.get("input_tokens")),
-        cache_5m=cache_5m,
-        cache_1h=cache_1h,
-        cache_read=_int(usage.get("cache_read_input_tokens")),
-        output=_int(usage.get("output_tokens")),
-        fast=usage.get("speed") == "fast",
+    return make_entry(
+        timestamp=obj.get("timestamp"),
+        request_id=obj.get("requestId"),
+        sidechain=obj.get("isSidechain"),
+        message_id=message.get("id"),
+        model=message.get("model"),
+        usage=usage,
         tools=tools,
+        where=(session, project),
+        stats=stats,
     )

@@ -14,16 +14,22 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
+from offload_mcp.audit.fields import Unfit
+from offload_mcp.audit.fields import decode as fields_of
 from offload_mcp.audit.reader import (
     KNOWN_TYPES,
     Entry,
     ReadStats,
     entry_from_line,
+    label,
+    make_entry,
     session_and_dir,
 )
 
@@ -31,7 +37,8 @@ from offload_mcp.audit.reader import (
 CHUNK = 1 << 22
 #: below this many bytes, starting processes costs more than it saves
 PARALLEL_BYTES = 48 << 20
-_KNOWN = frozenset(kind.encode() for kind in KNOWN_TYPES)
+#: line types that cannot carry usage (top-level `message.usage` is on assistant lines only)
+_SKIP = frozenset(kind.encode() for kind in KNOWN_TYPES if kind != "assistant")
 _TYPE_KEY = b'"type":"'
 _CWD_KEY = b'"cwd":"'
 
@@ -39,12 +46,13 @@ _CWD_KEY = b'"cwd":"'
 def line_type(buf: bytes, start: int, end: int) -> bytes | None:
     """The top-level `type` of a compact JSON object line, read from its bytes, or None.
 
-    Exact for valid JSON: the first `"type":"` is the top-level key when no `{` or `[` comes
-    before it (nothing has opened a nested value yet; inside a string a quote is escaped). A
-    value with an escape, or a line where `message` comes first (assistant lines), gives None.
+    Exact for valid JSON: the first `"type":"` is the top-level key when no `{` comes before
+    it (a key deeper down sits in an object that opened after the line's own brace; inside a
+    string a quote is escaped). A value with an escape, or a line where `message` comes first
+    (assistant lines), gives None. `FileReader.lines` inlines the same test.
     """
     at = buf.find(_TYPE_KEY, start, end)
-    if at == -1 or buf.find(b"{", start + 1, at) != -1 or buf.find(b"[", start + 1, at) != -1:
+    if at == -1 or buf.find(b"{", start + 1, at) != -1:
         return None
     close = buf.find(b'"', at + 8, end)
     if close == -1:
@@ -65,7 +73,46 @@ class FileReader:
         self.offset = 0
 
     def parsed(self, raw: bytes, last: bool = False) -> Entry | None:
-        """The full path: parse, count what is wrong, name the project, make the entry."""
+        """A line that may carry usage: its fields only, or the full parse if they do not fit."""
+        try:
+            line = fields_of(raw)
+        except (Unfit, UnicodeDecodeError):
+            return self.parsed_in_full(raw, last)
+        kind = line.type
+        if not isinstance(kind, str) or kind not in KNOWN_TYPES:
+            self.stats.unknown_types[str(kind)] += 1
+            return None
+        cwd = line.cwd
+        if not self.named and isinstance(cwd, str) and cwd:
+            self.project, self.named = cwd, True
+        message = line.message
+        if kind != "assistant" or message is None or not isinstance(message.usage, dict):
+            return None
+        content = message.content
+        tools: tuple[str, ...] = ()
+        if isinstance(content, list):
+            tools = tuple(
+                label(block.name, block.input.command if block.input else None)
+                for block in content
+                if block.type == "tool_use"
+            )
+        entry = make_entry(
+            timestamp=line.timestamp,
+            request_id=line.requestId,
+            sidechain=line.isSidechain,
+            message_id=message.id,
+            model=message.model,
+            usage=message.usage,
+            tools=tools,
+            where=(self.session, self.project),
+            stats=self.stats,
+        )
+        if entry is None or (self.since is not None and entry.timestamp < self.since):
+            return None
+        return entry
+
+    def parsed_in_full(self, raw: bytes, last: bool = False) -> Entry | None:
+        """The full parse: count what is wrong, name the project, make the entry."""
         stats = self.stats
         try:
             obj = orjson.loads(raw)
@@ -80,7 +127,7 @@ class FileReader:
             stats.malformed += 1
             return None
         kind = obj.get("type")
-        if kind not in KNOWN_TYPES:
+        if not isinstance(kind, str) or kind not in KNOWN_TYPES:
             stats.unknown_types[str(kind)] += 1
             return None
         cwd = obj.get("cwd")
@@ -95,7 +142,7 @@ class FileReader:
 
     def lines(self, buf: bytes, pos: int, end: int) -> Iterator[Entry]:
         """Entries from the complete lines in `buf[pos:end]` (`end` is just past a newline)."""
-        find, known, parsed = buf.find, _KNOWN, self.parsed
+        find, skip, parsed = buf.find, _SKIP, self.parsed
         count = 0
         while pos < end:
             start = pos
@@ -105,16 +152,18 @@ class FileReader:
             if stop > start and buf[stop - 1] == 13:  # \r\n
                 stop -= 1
             if stop > start and buf[start] == 123 and buf[stop - 1] == 125:  # {...}
-                kind = line_type(buf, start, stop)
-                # a known kind that is not `assistant` cannot carry usage; parse it only
-                # while the file has not named its project yet and this line might
-                if (
-                    kind is not None
-                    and kind != b"assistant"
-                    and kind in known
-                    and (self.named or find(_CWD_KEY, start, stop) == -1)
-                ):
-                    continue
+                # line_type, inlined: this loop runs for every line of every transcript
+                at = find(_TYPE_KEY, start, stop)
+                if at != -1 and find(b"{", start + 1, at) == -1:
+                    close = find(b'"', at + 8, stop)
+                    # a kind that cannot carry usage: parse it only while the file has not
+                    # named its project yet and this line might
+                    if (
+                        close != -1
+                        and buf[at + 8 : close] in skip
+                        and (self.named or find(_CWD_KEY, start, stop) == -1)
+                    ):
+                        continue
             elif not buf[start:stop].strip():
                 continue  # a blank line
             entry = parsed(buf[start:stop])
@@ -169,12 +218,17 @@ def read_lines(handle: BinaryIO, reader: FileReader, *, final: bool) -> Iterator
             yield entry
 
 
+#: an entry as a plain tuple, in field order: pickled several times faster than the object
+_AS_TUPLE = attrgetter(*(f.name for f in fields(Entry)))
+
+
 def _read_batch(
     job: tuple[Sequence[Path], float | None, str | None],
-) -> tuple[list[Entry], ReadStats]:
+) -> tuple[list[tuple[Any, ...]], ReadStats]:
+    """A worker process's share: entries as tuples (the parent unpickles them all, serially)."""
     files, since, project = job
     stats = ReadStats()
-    return list(_filtered(files, stats, since, project)), stats
+    return [_AS_TUPLE(entry) for entry in _filtered(files, stats, since, project)], stats
 
 
 def _filtered(
@@ -241,6 +295,6 @@ def read_all(
     entries: list[Entry] = []
     with multiprocessing.get_context("fork").Pool(count) as pool:
         for part, part_stats in pool.imap(_read_batch, jobs):
-            entries.extend(part)
+            entries.extend(Entry(*row) for row in part)
             stats.merge(part_stats)
     return entries
