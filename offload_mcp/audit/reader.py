@@ -140,10 +140,6 @@ def parse_timestamp(value: object) -> float | None:
         return None
 
 
-def _int(value: object) -> int:
-    return value if type(value) is int else 0
-
-
 TEST_WORDS = ("pytest", "test", "jest", "vitest", "mocha", "tox", "nox", "ruff", "mypy", "lint")
 READ_ONLY_COMMANDS = frozenset(
     ("cat", "ls", "grep", "rg", "find", "head", "tail", "wc", "tree", "file", "stat", "du", "jq")
@@ -175,7 +171,6 @@ def tool_label(block: dict[str, Any]) -> str:
 
 
 def make_entry(
-    *,
     timestamp: object,
     request_id: object,
     sidechain: object,
@@ -185,10 +180,12 @@ def make_entry(
     tools: tuple[str, ...],
     where: tuple[str, str],
     stats: ReadStats,
+    /,
 ) -> Entry | None:
     """The entry of one assistant line from its raw fields, whichever parser read them.
 
     `where` is (session, project). Synthetic replies and lines without a time are counted.
+    Positional only: this runs once per assistant line.
     """
     stats.usage_lines += 1
     if model == SYNTHETIC_MODEL:
@@ -200,27 +197,29 @@ def make_entry(
         return None
     get = usage.get
     breakdown = get("cache_creation")
-    if isinstance(breakdown, dict):
-        cache_5m = _int(breakdown.get("ephemeral_5m_input_tokens"))
-        cache_1h = _int(breakdown.get("ephemeral_1h_input_tokens"))
+    if type(breakdown) is dict:
+        c5, c1 = (
+            breakdown.get("ephemeral_5m_input_tokens"),
+            breakdown.get("ephemeral_1h_input_tokens"),
+        )
     else:
-        cache_5m, cache_1h = _int(get("cache_creation_input_tokens")), 0
+        c5, c1 = get("cache_creation_input_tokens"), 0
     inp, read, out = get("input_tokens"), get("cache_read_input_tokens"), get("output_tokens")
     return Entry(
-        timestamp=when,
-        session=where[0],
-        project=where[1],
-        model=model if isinstance(model, str) and model else "unknown",
-        message_id=message_id if isinstance(message_id, str) else None,
-        request_id=request_id if isinstance(request_id, str) else None,
-        sidechain=sidechain is True,
-        input=inp if type(inp) is int else 0,
-        cache_5m=cache_5m,
-        cache_1h=cache_1h,
-        cache_read=read if type(read) is int else 0,
-        output=out if type(out) is int else 0,
-        fast=get("speed") == "fast",
-        tools=tools,
+        when,
+        where[0],
+        where[1],
+        model if type(model) is str and model else "unknown",
+        message_id if type(message_id) is str else None,
+        request_id if type(request_id) is str else None,
+        sidechain is True,
+        inp if type(inp) is int else 0,
+        c5 if type(c5) is int else 0,
+        c1 if type(c1) is int else 0,
+        read if type(read) is int else 0,
+        out if type(out) is int else 0,
+        get("speed") == "fast",
+        tools,
     )
 
 
@@ -243,13 +242,13 @@ def entry_from_line(
             if isinstance(block, dict) and block.get("type") == "tool_use"
         )
     return make_entry(
-        timestamp=obj.get("timestamp"),
-        request_id=obj.get("requestId"),
-        sidechain=obj.get("isSidechain"),
-        message_id=message.get("id"),
-        model=message.get("model"),
-        usage=usage,
-        tools=tools,
-        where=(session, project),
-        stats=stats,
+        obj.get("timestamp"),
+        obj.get("requestId"),
+        obj.get("isSidechain"),
+        message.get("id"),
+        message.get("model"),
+        usage,
+        tools,
+        (session, project),
+        stats,
     )

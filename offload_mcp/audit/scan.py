@@ -11,6 +11,7 @@ in two or more processes, in file order, so the result is the same as reading th
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -88,24 +89,23 @@ class FileReader:
         message = line.message
         if kind != "assistant" or message is None or not isinstance(message.usage, dict):
             return None
-        content = message.content
         tools: tuple[str, ...] = ()
-        if isinstance(content, list):
-            tools = tuple(
-                label(block.name, block.input.command if block.input else None)
-                for block in content
-                if block.type == "tool_use"
-            )
+        content = message.content
+        if type(content) is list:
+            for block in content:
+                if block.type == "tool_use":
+                    command = block.input.command if block.input is not None else None
+                    tools = (*tools, label(block.name, command))
         entry = make_entry(
-            timestamp=line.timestamp,
-            request_id=line.requestId,
-            sidechain=line.isSidechain,
-            message_id=message.id,
-            model=message.model,
-            usage=message.usage,
-            tools=tools,
-            where=(self.session, self.project),
-            stats=self.stats,
+            line.timestamp,
+            line.requestId,
+            line.isSidechain,
+            message.id,
+            message.model,
+            message.usage,
+            tools,
+            (self.session, self.project),
+            self.stats,
         )
         if entry is None or (self.since is not None and entry.timestamp < self.since):
             return None
@@ -227,6 +227,7 @@ def _read_batch(
 ) -> tuple[list[tuple[Any, ...]], ReadStats]:
     """A worker process's share: entries as tuples (the parent unpickles them all, serially)."""
     files, since, project = job
+    gc.disable()  # a short-lived process making no cycles (see run._no_cycle_collection)
     stats = ReadStats()
     return [_AS_TUPLE(entry) for entry in _filtered(files, stats, since, project)], stats
 
