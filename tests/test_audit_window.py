@@ -13,7 +13,7 @@ import pytest
 from offload_mcp.audit import scan, window
 from offload_mcp.audit.pricing import PriceTable
 from offload_mcp.audit.reader import Entry
-from offload_mcp.audit.window import ClaudeWindow, TranscriptIndex, WindowWatch, look
+from offload_mcp.audit.window import ClaudeWindow, TranscriptIndex, WindowWatch, look, priced
 from tests.test_audit_edges import assistant, usage, write
 
 H = 3600.0
@@ -100,20 +100,20 @@ def _history(blocks: int, out: int) -> list[Entry]:
 def test_hot_when_the_block_heads_past_the_threshold_of_past_blocks() -> None:
     prices = PriceTable.load()
     busy = [_now_entry(0, NOW - 1.4 * H, 40_000), _now_entry(1, NOW - 0.4 * H, 40_000)]
-    state = look(_history(20, 10_000) + busy, prices, NOW)
+    state = look(priced(_history(20, 10_000) + busy, prices), NOW)
     assert state.block_percentile == 100.0
     assert state.hot(80) and not state.hot(0)
     text = state.line(80)
     assert text.startswith("Claude window (API-equivalent): 5h block ")
     assert "(p100 of 20 past blocks)" in text and "HOT (>= p80)" in text
     assert "/h -> $" in text
-    calm = look(_history(20, 1_000_000) + busy, prices, NOW)  # projection: ~360k
+    calm = look(priced(_history(20, 1_000_000) + busy, prices), NOW)  # projection: ~360k
     assert calm.block_percentile == 0.0 and not calm.hot(80) and "HOT" not in calm.line(80)
-    young = look(_history(3, 10_000) + busy, prices, NOW)
+    young = look(priced(_history(3, 10_000) + busy, prices), NOW)
     assert young.block_percentile is None and not young.hot(1)  # too little history
-    idle = look(_history(20, 10_000), prices, NOW)
+    idle = look(priced(_history(20, 10_000), prices), NOW)
     assert idle.line(80).startswith("Claude window (API-equivalent): no active 5h block; 7 days")
-    assert look([], prices, NOW).line(80) == ""
+    assert look(priced([], prices), NOW).line(80) == ""
 
 
 def test_watch_never_blocks_dispatch_and_status_waits_a_bounded_time(tmp_path: Path) -> None:
@@ -130,10 +130,12 @@ def test_watch_never_blocks_dispatch_and_status_waits_a_bounded_time(tmp_path: P
     state = watch.latest()
     assert isinstance(state, ClaudeWindow) and state.windows.active is not None
     assert watch.wait_fresh(0) is state  # fresh: no second read
+    priced_once = watch._points
     clock[0] += 120
     assert watch.latest() is state  # stale: still answered at once, refreshed behind
     watch._thread.join(10)
     assert watch.latest() is not state
+    assert watch._points is priced_once  # no transcript changed: nothing priced again
     text = watch.status_line(80, 5)
     assert "5h block" in text and "HOT" not in text  # no past blocks: no percentile
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from offload_mcp.audit.blocks import Windows, points, windows_of
+from offload_mcp.audit.blocks import Point, Windows, points, windows_of
 from offload_mcp.audit.dedupe import dedupe
 from offload_mcp.audit.pricing import PriceTable
 from offload_mcp.audit.reader import Entry, ReadStats, default_roots, find_files
@@ -94,6 +96,8 @@ class TranscriptIndex:
         self.roots = roots
         self.store = store
         self.files: dict[str, _File] = {}
+        #: goes up whenever a refresh finds a transcript changed, added or gone
+        self.generation = 0
         self._loaded = False
 
     def refresh(self, now: float) -> list[Entry]:
@@ -131,6 +135,7 @@ class TranscriptIndex:
         changed = changed or seen.keys() != self.files.keys()
         self.files = seen
         if changed:
+            self.generation += 1
             self._save()
         return [entry for item in seen.values() for entry in item.entries]
 
@@ -264,10 +269,16 @@ def _tokens(count: float) -> str:
     return f"{count / 1e3:.0f}k" if count >= 1e3 else f"{count:.0f}"
 
 
-def look(entries: list[Entry], prices: PriceTable, now: float) -> ClaudeWindow:
-    horizon = now - HISTORY_DAYS * 86400
-    recent = [e for e in dedupe(entries) if horizon <= e.timestamp <= now]
-    return ClaudeWindow(now, windows_of(points(recent, prices), now))
+def priced(entries: list[Entry], prices: PriceTable) -> list[Point]:
+    """One point per request (deduplicated across files), in time order."""
+    return points(dedupe(entries), prices)
+
+
+def look(ordered: list[Point], now: float) -> ClaudeWindow:
+    """The window at `now` from the requests of the last HISTORY_DAYS days."""
+    low = bisect_left(ordered, (now - HISTORY_DAYS * 86400,))
+    high = bisect_right(ordered, (now, math.inf, math.inf))
+    return ClaudeWindow(now, windows_of(ordered[low:high], now))
 
 
 class WindowWatch:
@@ -292,6 +303,8 @@ class WindowWatch:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._prices: PriceTable | None = None
+        #: the priced requests, kept while no transcript changes (the index's generation)
+        self._points: tuple[int, list[Point]] = (-1, [])
 
     def refresh(self) -> ClaudeWindow:
         """Read what changed and look again (blocking; one refresh at a time)."""
@@ -299,7 +312,10 @@ class WindowWatch:
             now = self.clock()
             if self._prices is None:
                 self._prices = PriceTable.load()
-            state = look(self.index.refresh(now), self._prices, now)
+            entries = self.index.refresh(now)
+            if self._points[0] != self.index.generation:
+                self._points = (self.index.generation, priced(entries, self._prices))
+            state = look(self._points[1], now)
             self._state, self.problem = state, None
             return state
 
