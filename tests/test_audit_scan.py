@@ -101,10 +101,11 @@ def test_parallel_only_for_big_audits_in_a_single_thread() -> None:
 
 
 def test_unreadable_file_is_listed_not_fatal(tmp_path: Path) -> None:
-    stats = ReadStats()
     missing = tmp_path / "gone.jsonl"
-    assert scan.read_all([missing, missing], stats, workers=1) == []
-    assert stats.unreadable_files == [str(missing), str(missing)]
+    for workers in (1, 2):
+        stats = ReadStats()
+        assert scan.read_all([missing, missing], stats, workers=workers) == []
+        assert stats.unreadable_files == [str(missing), str(missing)]
 
 
 def _base() -> dict[str, Any]:

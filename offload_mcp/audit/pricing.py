@@ -31,6 +31,15 @@ class ModelPrices:
 
     def cost(self, entry: Entry) -> float:
         counts = (entry.input, entry.cache_5m, entry.cache_1h, entry.cache_read, entry.output)
+        if self.above_200k is None or max(counts) <= TIER_THRESHOLD:  # the common case
+            total = (
+                counts[0] * self.input
+                + counts[1] * self.cache_5m
+                + counts[2] * self.cache_1h
+                + counts[3] * self.cache_read
+                + counts[4] * self.output
+            )
+            return total / 1e6 * (self.fast if entry.fast else 1.0)
         base = (self.input, self.cache_5m, self.cache_1h, self.cache_read, self.output)
         total = 0.0
         for i, tokens in enumerate(counts):

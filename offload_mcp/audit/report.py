@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -31,6 +31,15 @@ class Tally:
         self.cache_read += entry.cache_read
         self.output += entry.output
         self.usd += usd
+
+    def merge(self, other: Tally) -> None:
+        self.requests += other.requests
+        self.input += other.input
+        self.cache_5m += other.cache_5m
+        self.cache_1h += other.cache_1h
+        self.cache_read += other.cache_read
+        self.output += other.output
+        self.usd += other.usd
 
     @property
     def cache_write(self) -> int:
@@ -102,27 +111,42 @@ def model_name(entry: Entry) -> str:
 
 
 def build_report(entries: Iterable[Entry], prices: PriceTable, tz: tzinfo | None) -> Report:
-    """Aggregate entries; days are dates in `tz` (None: the machine's local zone)."""
+    """Aggregate entries; days are dates in `tz` (None: the machine's local zone).
+
+    Each entry is added once, to the tally of its (model, day, session, project); those few
+    tallies are then rolled up into the four tables and the total.
+    """
     report = Report()
-    groups: tuple[tuple[dict[str, Tally], Callable[[Entry], str]], ...] = (
-        (report.by_model, model_name),
-        (report.by_day, lambda e: datetime.fromtimestamp(e.timestamp, tz).date().isoformat()),
-        (report.by_session, lambda e: e.session),
-        (report.by_project, lambda e: e.project),
-    )
+    combos: dict[tuple[str, str, str, str], Tally] = {}
+    days: dict[int, str] = {}  # by quarter hour: every zone's offset is a multiple of 15 min
+    contexts = report.contexts
     for entry in entries:
         usd = prices.cost(entry)
         if usd is None:
             if entry.total:
                 report.unpriced.add(entry.model)
             usd = 0.0
-        report.total.add(entry, usd)
-        for group, key in groups:
-            name = key(entry)
-            tally = group.get(name)
-            if tally is None:
-                tally = group[name] = Tally()
-            tally.add(entry, usd)
-        report.session_project.setdefault(entry.session, entry.project)
-        report.contexts.append(entry.context)
+        quarter = int(entry.timestamp // 900)
+        day = days.get(quarter)
+        if day is None:
+            day = days[quarter] = datetime.fromtimestamp(entry.timestamp, tz).date().isoformat()
+        key = (model_name(entry), day, entry.session, entry.project)
+        tally = combos.get(key)
+        if tally is None:
+            tally = combos[key] = Tally()
+        tally.add(entry, usd)
+        contexts.append(entry.context)
+    for (model, day, session, project), tally in combos.items():
+        report.total.merge(tally)
+        for group, name in (
+            (report.by_model, model),
+            (report.by_day, day),
+            (report.by_session, session),
+            (report.by_project, project),
+        ):
+            target = group.get(name)
+            if target is None:
+                target = group[name] = Tally()
+            target.merge(tally)
+        report.session_project.setdefault(session, project)
     return report

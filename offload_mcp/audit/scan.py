@@ -292,10 +292,16 @@ def read_all(
         return list(_filtered(files, stats, since, project))
     import multiprocessing
 
-    jobs = [(batch, since, project) for batch in _batches(files, sizes, count * 4)]
-    entries: list[Entry] = []
-    with multiprocessing.get_context("fork").Pool(count) as pool:
-        for part, part_stats in pool.imap(_read_batch, jobs):
-            entries.extend(Entry(*row) for row in part)
+    # this process reads the first share itself while workers read the others: no share of
+    # entries crosses a pipe for nothing, and one process fewer starts
+    first, *rest = _batches(files, sizes, count)
+    if not rest:  # empty files, or one holding nearly everything
+        return list(_filtered(first, stats, since, project))
+    with multiprocessing.get_context("fork").Pool(len(rest)) as pool:
+        pending = [pool.apply_async(_read_batch, ((batch, since, project),)) for batch in rest]
+        entries = list(_filtered(first, stats, since, project))
+        for job in pending:
+            rows, part_stats = job.get()
+            entries.extend(Entry(*row) for row in rows)
             stats.merge(part_stats)
     return entries
