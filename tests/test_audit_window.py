@@ -172,3 +172,23 @@ def test_a_long_first_read_keeps_its_progress(
     kept = json.loads(store.read_text())["files"]
     assert [Path(name).name for name in kept] == ["a.jsonl"]
     assert len(TranscriptIndex([tmp_path / "p"], store).refresh(NOW)) == 2
+
+
+def test_the_saved_index_may_lag_a_live_transcript(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "p" / "s.jsonl", [line(1, NOW - H)])
+    store = tmp_path / "data" / window.STORE_NAME
+    index = TranscriptIndex([tmp_path / "p"], store)
+    index.refresh(NOW)
+    saved = store.read_bytes()
+    with path.open("a") as handle:
+        handle.write(json.dumps(line(2, NOW)) + "\n")
+    assert len(index.refresh(NOW)) == 2
+    assert store.read_bytes() == saved  # a turn later: not rewritten yet
+    assert len(TranscriptIndex([tmp_path / "p"], store).refresh(NOW)) == 2  # still complete
+    monkeypatch.setattr(window, "STORE_LAG_S", 0.0)
+    with path.open("a") as handle:
+        handle.write(json.dumps(line(3, NOW)) + "\n")
+    index.refresh(NOW)
+    assert len(json.loads(store.read_text())["files"][str(path)]["entries"]) == 3

@@ -43,6 +43,8 @@ MIN_PAST_WEEKS = 2
 STORE_NAME = "claude-window.json"
 #: while a long read goes on, its progress is saved this often
 SAVE_EVERY_S = 2.0
+#: how far the saved index may lag behind the one in memory
+STORE_LAG_S = 30.0
 _STORE_VERSION = 1
 _CHECK_BYTES = 64
 #: an entry as stored: what the window needs, without the tool names
@@ -98,6 +100,7 @@ class TranscriptIndex:
         self.files: dict[str, _File] = {}
         #: goes up whenever a refresh finds a transcript changed, added or gone
         self.generation = 0
+        self._saved_at = -math.inf
         self._loaded = False
 
     def refresh(self, now: float) -> list[Entry]:
@@ -136,7 +139,10 @@ class TranscriptIndex:
         self.files = seen
         if changed:
             self.generation += 1
-            self._save()
+            # a live transcript changes at every turn: the copy on disk (for the next process)
+            # may lag by STORE_LAG_S, and that process reads the few lines it lacks
+            if time.monotonic() - self._saved_at > STORE_LAG_S:
+                self._save()
         return [entry for item in seen.values() for entry in item.entries]
 
     def _read(self, path: Path, info: os.stat_result, known: _File | None) -> _File | None:
@@ -196,6 +202,7 @@ class TranscriptIndex:
             self.store.parent.mkdir(parents=True, exist_ok=True)
             partial.write_bytes(payload)
             os.replace(partial, self.store)
+            self._saved_at = time.monotonic()
         except OSError as exc:
             log.warning("cannot save the Claude window index: %s", exc)
 
