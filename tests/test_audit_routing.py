@@ -77,6 +77,16 @@ async def text(client: Client, tool: str, **arguments: Any) -> str:
     return result.content[0].text  # type: ignore[union-attr]
 
 
+async def window_line(client: Client) -> str:
+    """The status line on the window, once its first read is done (status waits 2 s a call)."""
+    for _ in range(10):
+        status = await text(client, "status")
+        line = next(row for row in status.splitlines() if row.startswith("Claude window"))
+        if "under way" not in line:
+            return line
+    raise AssertionError(line)
+
+
 async def test_hot_window_routes_cheap_and_status_says_so(
     paths: Paths,
     connect: Connect,
@@ -88,8 +98,7 @@ async def test_hot_window_routes_cheap_and_status_says_so(
     configure(paths, first.url, second.url, percentile=80)
     client = await connect()
     await text(client, "offload", task="Say hi.")  # the window is not known yet: not waited for
-    status = await text(client, "status")
-    line = next(row for row in status.splitlines() if row.startswith("Claude window"))
+    line = await window_line(client)
     assert "5h block" in line and "(p100 of 12 past blocks)" in line
     assert "HOT (>= p80)" in line
     await text(client, "offload", task="Say hi again.")
@@ -107,8 +116,7 @@ async def test_calm_window_keeps_the_chain(
     transcripts(tmp_path / "claude-config", busy_output=10, past_output=20_000)
     configure(paths, first.url, second.url, percentile=80)
     client = await connect()
-    status = await text(client, "status")
-    line = next(row for row in status.splitlines() if row.startswith("Claude window"))
+    line = await window_line(client)
     assert line.startswith("Claude window (API-equivalent): 5h block") and "HOT" not in line, line
     await text(client, "offload", task="Say hi.")
     assert providers_used(paths) == ["first"]
