@@ -179,3 +179,28 @@ def test_most_odd_lines_take_the_fast_path() -> None:
     assert [fits(raw) for raw in ODD_LINES] == [
         True, True, False, True, False, True, True, True, False, True, True, False, True,
     ]  # fmt: skip
+
+
+def test_a_dead_worker_share_is_read_here_and_a_failing_one_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    files = sorted(FIXTURES.rglob("*.jsonl"))
+    expected = [_row(e) for e in scan.read_all(files, ReadStats(), workers=1)]
+
+    def dies(send: object, job: object) -> None:
+        os._exit(3)  # killed before it could answer
+
+    monkeypatch.setattr(scan, "_work", dies)
+    stats = ReadStats()
+    assert [_row(e) for e in scan.read_all(files, stats, workers=2)] == expected
+    assert stats.files == len(files)
+    monkeypatch.undo()
+
+    def fails(job: object) -> None:
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(scan, "_read_batch", fails)
+    with pytest.raises(PermissionError, match="no access"):
+        scan.read_all(files, ReadStats(), workers=2)

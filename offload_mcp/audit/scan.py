@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -33,6 +33,9 @@ from offload_mcp.audit.reader import (
     make_entry,
     session_and_dir,
 )
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 #: bytes read at a time: memory stays flat however large a transcript grows
 CHUNK = 1 << 22
@@ -290,18 +293,67 @@ def read_all(
     count = workers_for(sum(sizes)) if workers is None else workers
     if count <= 1 or len(files) < 2:
         return list(_filtered(files, stats, since, project))
-    import multiprocessing
-
     # this process reads the first share itself while workers read the others: no share of
     # entries crosses a pipe for nothing, and one process fewer starts
     first, *rest = _batches(files, sizes, count)
     if not rest:  # empty files, or one holding nearly everything
         return list(_filtered(first, stats, since, project))
-    with multiprocessing.get_context("fork").Pool(len(rest)) as pool:
-        pending = [pool.apply_async(_read_batch, ((batch, since, project),)) for batch in rest]
+    helpers = [_Worker((batch, since, project)) for batch in rest]
+    try:
         entries = list(_filtered(first, stats, since, project))
-        for job in pending:
-            rows, part_stats = job.get()
+        for worker, batch in zip(helpers, rest, strict=True):
+            result = worker.result()
+            if result is None:  # the worker died (killed, out of memory): read its share here
+                entries.extend(_filtered(batch, stats, since, project))
+                continue
+            rows, part_stats = result
             entries.extend(Entry(*row) for row in rows)
             stats.merge(part_stats)
+    finally:
+        for worker in helpers:
+            worker.close()
     return entries
+
+
+Job = tuple[Sequence[Path], float | None, str | None]
+Rows = tuple[list[tuple[Any, ...]], ReadStats]
+
+
+def _work(send: Connection, job: Job) -> None:
+    try:
+        send.send(_read_batch(job))
+    except BaseException as exc:  # the parent raises it; a worker never dies silently
+        send.send(exc)
+    finally:
+        send.close()
+
+
+class _Worker:
+    """One forked process reading a share of the files; its result comes back over a pipe.
+
+    (A bare process, not a multiprocessing.Pool: shutting a pool down costs ~0.1 s.)
+    """
+
+    def __init__(self, job: Job) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.receive, send = context.Pipe(duplex=False)
+        self.process = context.Process(target=_work, args=(send, job), daemon=True)
+        self.process.start()
+        send.close()
+
+    def result(self) -> Rows | None:
+        try:
+            result: Rows | BaseException = self.receive.recv()
+        except EOFError:
+            return None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def close(self) -> None:
+        self.receive.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
