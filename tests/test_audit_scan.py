@@ -204,3 +204,21 @@ def test_a_dead_worker_share_is_read_here_and_a_failing_one_raises(
     monkeypatch.setattr(scan, "_read_batch", fails)
     with pytest.raises(PermissionError, match="no access"):
         scan.read_all(files, ReadStats(), workers=2)
+
+
+def test_find_files_finds_what_rglob_finds(tmp_path: Path) -> None:
+    from offload_mcp.audit.reader import find_files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.jsonl").write_text("{}\n")
+    (tmp_path / "dir.jsonl").mkdir()  # a directory by that name: entered, not listed
+    (tmp_path / "dir.jsonl" / "y.jsonl").write_text("{}\n")
+    (tmp_path / "a" / "notes.txt").write_text("")
+    (tmp_path / ".hidden.jsonl").write_text("{}\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "a" / "x.jsonl")
+    (tmp_path / "broken.jsonl").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "linked-dir").symlink_to(tmp_path / "a")  # not entered, as rglob does not
+    found = find_files([tmp_path, tmp_path / "a" / "x.jsonl"])
+    expected = sorted(p for p in tmp_path.rglob("*.jsonl") if p.is_file())
+    assert found == expected
+    assert [p.name for p in found] == [".hidden.jsonl", "x.jsonl", "y.jsonl", "link.jsonl"]

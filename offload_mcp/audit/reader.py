@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,10 +117,30 @@ def find_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.jsonl") if p.is_file()))
+            found.extend(sorted(Path(name) for name in _jsonl_under(str(path))))
         elif path.is_file():
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def _jsonl_under(root: str) -> Iterator[str]:
+    """What `rglob("*.jsonl")` and `is_file()` find (symlinked directories not entered),
+    from one scandir per directory: status walks the tree on every call."""
+    pending = [root]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.name.endswith(".jsonl") and entry.is_file():
+                    yield entry.path
+            except OSError:
+                continue
 
 
 def session_and_dir(path: Path) -> tuple[str, str]:
