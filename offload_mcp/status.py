@@ -241,15 +241,13 @@ def research_line(report: StatusReport) -> str:
         how = (row.reachable or "logged-in CLI") if keyless else f"key {row.key}"
         quota = ", ".join(window_text(use, report.now, with_reset=False) for use in row.windows)
         return f"gemini_research: via {row.name} ({how})" + (f"; quota {quota}" if quota else "")
-    why = "; ".join(
-        f"{row.name}: "
-        + (
-            row.problem.removeprefix(f"{row.name}: ")
-            if row.problem
-            else (row.reachable or "")
-            if row.healthy is False
-            else "cooling down"
-        )[:120]
-        for row in chain
-    )
+    why = "; ".join(f"{row.name}: {_unusable_because(row)[:120]}" for row in chain)
     return f"gemini_research: unusable ({why}). Fix: {RESEARCH_FIX}."
+
+
+def _unusable_because(row: ProviderStatus) -> str:
+    if row.problem:
+        return row.problem.removeprefix(f"{row.name}: ")
+    if row.healthy is False:
+        return row.reachable or ""
+    return "cooling down"
