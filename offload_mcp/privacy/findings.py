@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Category = Literal["secret", "pii", "phi"]
 CATEGORIES: tuple[Category, ...] = ("secret", "pii", "phi")
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One sensitive value. `start:end` covers the whole value in the scanned text."""
+class Finding(NamedTuple):
+    """One sensitive value. `start:end` covers the whole value in the scanned text.
+
+    A named tuple, not a frozen dataclass: a dense packet yields ~600 findings, and a frozen
+    dataclass's `__init__` (one `object.__setattr__` per field) cost 0.4 ms of them.
+    """
 
     kind: str
     category: Category
