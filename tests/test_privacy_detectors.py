@@ -101,6 +101,11 @@ POSITIVES = [
     ("dob: {v}", "1984-03-12", "pii"),
     ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("MRN: {v} admitted", "00482913", "phi"),
+    # Clinical notes without the word "patient": the clinical terms alone give the context.
+    ("Pt: {v}, DOB 03/14/1962. Assessment: type 2 diabetes", "Maria Gonzalez", "phi"),
+    ("Pt: Maria Gonzalez, DOB {v}. Assessment: type 2 diabetes", "03/14/1962", "phi"),
+    ("the patient, {v}, reports nausea after chemo; MRN: A7734921", "Sarah Lee", "phi"),
+    ("Claim 88213: member {v}, dx code E11.9, copay $20", "Alice Walker", "phi"),
     ("MSH|^~\\&|EPIC|HOSP\rPID|1||{v}^^^HOSP^MR||DOE^JANE", "48213377", "phi"),
 ]
 

@@ -37,7 +37,7 @@ _LABELLED = (
 _NARRATIVE = (
     rf"\b(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? ({_WORD}(?: {_WORD})?)"
     rf"|({_WORD} {_WORD}),? (?:is |was )?an? \d{{1,3}}[- ]?(?:year|yo\b|y/o|y\.o\.)"
-    rf"|(?i:patient|pt\.?) ({_WORD} {_WORD}))"
+    rf"|(?i:patient|pt\.?|member|subscriber|insured|beneficiary),? ({_WORD} {_WORD}))"
 )
 _MRN = (
     r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
@@ -172,10 +172,7 @@ def _fhir(text: str, data: bytes) -> Iterator[Finding]:
 
 
 DETECTORS: list[Detector] = [
-    Detector(
-        r"(?i)patient|diagnos|discharg|admission|mrn|medical record|member id|claim|clinic",
-        _clinical,
-    ),
+    Detector(_CLINICAL, _clinical),
     Detector(r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|", _hl7),
     Detector(r"\"resourceType\"\s*:", _fhir),
 ]
