@@ -133,6 +133,9 @@ NEGATIVES = [
     "def get_token(self) -> str:\n    return self._token",
     'img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="',
     "version 1.2.3.4 released",
+    "upstream dns 8.8.8.8, 1.1.1.1 and 2606:4700:4700::1111",  # public resolvers
+    "DATABASE_URL=postgres://postgres:postgres@localhost:5432/app_dev",  # an image's default
+    'card_number = "4242424242424242"  # Stripe test card in a key-value field',
     'headers = {"Authorization": f"Bearer {token}"}',
 ]
 

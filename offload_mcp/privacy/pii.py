@@ -17,6 +17,7 @@ from offload_mcp.privacy.tables import (
     EXAMPLE_DOMAIN,
     IBAN_LENGTHS,
     NON_PERSONAL_MAILBOXES,
+    PUBLIC_SERVICE_IPS,
     TEST_CARDS,
     TEST_IBANS,
     words,
@@ -118,6 +119,8 @@ def _ipv4(value: str) -> bool:
         address = ipaddress.IPv4Address(value)
     except ValueError:
         return False
+    if value in PUBLIC_SERVICE_IPS:
+        return False
     return address.is_global and not value.startswith(("0.", "1.0.", "1.1.", "1.2.", "2.0."))
 
 
@@ -126,6 +129,8 @@ def _ipv6(value: str) -> bool:
     try:
         address = ipaddress.IPv6Address(value)
     except ValueError:
+        return False
+    if address.compressed in PUBLIC_SERVICE_IPS:
         return False
     return address.is_global and value.count(":") >= 3
 

@@ -44,8 +44,9 @@ def _openai(value: str) -> bool:
 
 def _url_password(value: str) -> bool:
     userinfo = value.split("://", 1)[1].rsplit("@", 1)[0]
-    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
-    return bool(password) and not is_placeholder(password) and len(password) >= 3
+    user, _, password = userinfo.partition(":")
+    # `postgres:postgres@`, `guest:guest@`: an image's default login, not anyone's secret.
+    return len(password) >= 3 and password != user and not is_placeholder(password)
 
 
 def _header_value(value: str) -> bool:
