@@ -101,6 +101,7 @@ POSITIVES = [
     ("dob: {v}", "1984-03-12", "pii"),
     ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("MRN: {v} admitted", "00482913", "phi"),
+    ("export PGPASSWORD='{v}'", "Vq8#pLm2!xRz", "secret"),  # a name written as one word
     # Clinical notes without the word "patient": the clinical terms alone give the context.
     ("Pt: {v}, DOB 03/14/1962. Assessment: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("Pt: Maria Gonzalez, DOB {v}. Assessment: type 2 diabetes", "03/14/1962", "phi"),
@@ -175,3 +176,9 @@ def test_non_ascii_offsets_are_characters() -> None:
     text = "naïve café → key: ghp_" + "x7Kq9ZrT2mVbN4pL8sWc1yHd5jFa3gEu6oRi"
     (finding,) = scan(text)
     assert text[finding.start : finding.end].startswith("ghp_")
+
+
+def test_query_string_value_stops_at_next_parameter() -> None:
+    text = "GET /cb?user=alice&token=Zk3mQ9pL2xVb7nR4&next=%2Fhome"
+    [found] = scan(text)
+    assert text[found.start : found.end] == "Zk3mQ9pL2xVb7nR4"

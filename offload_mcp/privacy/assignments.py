@@ -44,6 +44,8 @@ _STRONG = words(
     "credentials creds bearer privatekey secretkey accesskey authtoken accesstoken refreshtoken "
     "clientsecret salt"
 )
+# Names written as one word (`PGPASSWORD`, `dbpassword`, `adminsecret`) end with one of these.
+_FUSED = ("password", "passwd", "secret", "apikey", "authtoken", "accesstoken")
 # `key` and `auth` hold a secret only when qualified (`api_key`, not `primary_key`).
 _QUALIFIERS = words(
     "api access secret private signing encryption master app account license client auth "
@@ -84,7 +86,7 @@ def names_secret(key: str, before: str = "") -> bool:
     if segments[-1] in _DESCRIPTIVE or (len(segments) > 1 and segments[0] in ("is", "has")):
         return False
     for index, segment in enumerate(segments):
-        if segment in _STRONG:
+        if segment in _STRONG or segment.endswith(_FUSED):
             return True
         if segment in ("key", "auth") and index > 0 and segments[index - 1] in _QUALIFIERS:
             return True
@@ -161,6 +163,7 @@ def looks_secret(value: str, strict: bool) -> bool:
 
 
 _TRAILING = ".,;:)]}"
+_NEXT_PARAMETER = re.compile(r"&[\w.\-\[\]]+=")  # `token=abc&next=/home`: a query string goes on
 _WORDS = re.compile(r"[A-Z]?[a-z]{2,}")
 _VOWELS = frozenset("aeiouyAEIOUY")
 
@@ -175,7 +178,13 @@ def _value_span(text: str, match: Any) -> tuple[int, int]:
     line_end = len(text) if line_end < 0 else line_end
     # `.env` and INI values run to the end of the line even through `;`, `,` or `&`.
     rest = text[end:line_end].rstrip(" \t\r")
-    if "=" in sep and rest[:1] in (";", ",", "&") and " " not in rest and not rest.endswith(")"):
+    if (
+        "=" in sep
+        and rest[:1] in (";", ",", "&")
+        and " " not in rest
+        and not rest.endswith(")")
+        and not _NEXT_PARAMETER.match(rest)
+    ):
         end = len(text[:line_end].rstrip(" \t\r"))
     elif not sep.strip() or sep.strip().lower() in ("is", "was", "are"):
         while end > start and text[end - 1] in _TRAILING:
