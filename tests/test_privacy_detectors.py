@@ -102,6 +102,16 @@ POSITIVES = [
     ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("MRN: {v} admitted", "00482913", "phi"),
     ("export PGPASSWORD='{v}'", "Vq8#pLm2!xRz", "secret"),  # a name written as one word
+    ("Contact: {v}", "030 901820", "pii"),  # national notations, after a phone label only
+    ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
+    ("mobile: {v}", "07911 123456", "pii"),
+    ("reach me at {v}", "4158672391", "pii"),
+    ("birthday {v}", "1985/03/12", "pii"),
+    ("born on the {v}", "12th of March 1985", "pii"),
+    ("Address: {v}", "10 Downing Street, London SW1A 2AA", "pii"),
+    ("office {v}", "350 Bay Street, Toronto, ON M5H 2S6", "pii"),
+    ("lives at {v}", "4821 Oak Hollow Dr., Apt 3B, Austin, TX", "pii"),
+    ("email: {v}", "John.O'Brien+news@mail.co.uk", "pii"),
     # Clinical notes without the word "patient": the clinical terms alone give the context.
     ("Pt: {v}, DOB 03/14/1962. Assessment: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("Pt: Maria Gonzalez, DOB {v}. Assessment: type 2 diabetes", "03/14/1962", "phi"),
@@ -137,6 +147,9 @@ NEGATIVES = [
     "upstream dns 8.8.8.8, 1.1.1.1 and 2606:4700:4700::1111",  # public resolvers
     "DATABASE_URL=postgres://postgres:postgres@localhost:5432/app_dev",  # an image's default
     'card_number = "4242424242424242"  # Stripe test card in a key-value field',
+    "mobile: 07700 900123 (Ofcom's drama range)",
+    "phone: 0123456789, tel: 1234567890",
+    "the loop calls 2 times; see 0 1 2 3",
     'headers = {"Authorization": f"Bearer {token}"}',
 ]
 

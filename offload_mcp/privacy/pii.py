@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from offload_mcp.privacy.checks import luhn
-from offload_mcp.privacy.engine import Detector, Rule
+from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
+from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import (
     EXAMPLE_DOMAIN,
     IBAN_LENGTHS,
@@ -23,6 +26,9 @@ from offload_mcp.privacy.tables import (
     words,
 )
 from offload_mcp.privacy.tabular import tabular_findings
+
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber
 
 _FILE_TLDS = words("png jpg jpeg gif svg webp js ts py css map json lock txt md html")
 
@@ -67,13 +73,17 @@ def _intl_phone(value: str) -> bool:
         number = phonenumbers.parse(value.replace("(0)", ""), None)
     except phonenumbers.NumberParseException:
         return False
-    national = str(number.national_number)
     if number.country_code == 1:
         return _us_phone(value)
-    # Ofcom's drama ranges are the UK's 555.
+    return phonenumbers.is_possible_number(number) and not _fictional(number)
+
+
+def _fictional(number: PhoneNumber) -> bool:
+    """Ofcom's drama ranges (the UK's 555), repeated digits and counting runs."""
+    national = str(number.national_number)
     if number.country_code == 44 and national.startswith(("2079460", "1632960", "7700900")):
-        return False
-    return phonenumbers.is_possible_number(number) and len(set(national)) > 2
+        return True
+    return len(set(national)) <= 2 or national in "1234567890123456789"
 
 
 def valid_phone(value: str) -> bool:
@@ -81,6 +91,41 @@ def valid_phone(value: str) -> bool:
     if value.lstrip().startswith(("+", "00")):
         return _intl_phone(value.strip())
     return _us_phone(value)
+
+
+# Regions whose national notation (`020 7946 0958`, `06 12 34 56 78`) a labelled number may use.
+_NATIONAL_REGIONS = ("GB", "DE", "FR", "IT", "ES", "NL", "BE", "CH", "AT", "IE", "AU", "IN", "BR")
+_PHONE_LABEL = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp|contact|reach me)\b"
+_NATIONAL = re.compile(
+    r"[:.#]?\s{0,3}(?:(?:me )?(?:at|on) |number |no\.? |is )?"
+    r"(\(?0\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|[2-9]\d{9})(?![\d-])"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _national_phone(value: str) -> bool:
+    """A number without its country code: a NANP one, or valid in a region we know."""
+    digits = re.sub(r"\D", "", value)
+    if digits[0] != "0":
+        return _us_phone(digits)
+    import phonenumbers
+
+    for region in _NATIONAL_REGIONS:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number):
+            return not _fictional(number)
+    return False
+
+
+def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
+    """National notations, which look like any digit run, only right after a phone label."""
+    for found in spans(compiled(_PHONE_LABEL), data):
+        match = _NATIONAL.match(text, found[0][1])
+        if match is not None and _national_phone(match.group(1)):
+            yield Finding("phone", "pii", match.start(1), match.end(1), 0.7)
 
 
 def _ssn(value: str) -> bool:
@@ -140,13 +185,14 @@ _STREET = (
     r"Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Loop|Alley|Crescent|"
     r"Close|Row|Plaza|Run|Path|Pike|Point|Ridge|Heights|Way)\.?"
 )
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _DATE = (
-    r"(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|"
-    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}|"
-    r"\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?,? \d{4})"
+    r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|"
+    rf"{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH},? \d{{4}}|\d{{1,2}}-{_MONTH}-\d{{2,4}})"
 )
 DOB = (
-    r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?|birthday|"
+    r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
     r"geburtsdatum|fecha de nacimiento)[\"']?\s*[:=,]?\s*[\"']?(" + _DATE + r")"
 )
 
@@ -154,7 +200,7 @@ RULES: list[Rule] = [
     Rule(
         "email",
         "pii",
-        r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
+        r"[A-Za-z0-9][A-Za-z0-9._%+'-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
         _email,
         trigger=r"[A-Za-z0-9]@[A-Za-z0-9-]+\.",
         bound=False,
@@ -211,7 +257,10 @@ RULES: list[Rule] = [
         r"\d{1,6}[A-Z]? (?:[NSEW]\.? )?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))(?: [A-Z][a-z]+){0,3} "
         + _STREET
         + r"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|#|Fl|Floor)\.? ?[A-Za-z0-9-]+)?"
-        r"(?:,? [A-Z][a-z]+(?: [A-Z][a-z]+){0,2},? (?:[A-Z]{2}|[A-Z][a-z]+) \d{5}(?:-\d{4})?)?",
+        # then the town and a US state and ZIP, a UK postcode or a Canadian postal code
+        r"(?:,? [A-Z][a-z]+(?: [A-Z][a-z]+){0,2}"
+        r"(?:,? [A-Z]{2}(?: \d{5}(?:-\d{4})?)?\b|,? [A-Z][a-z]+ \d{5}(?:-\d{4})?"
+        r"|,? [A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}|,? [A-Z]{2},? [A-Z]\d[A-Z] ?\d[A-Z]\d))?",
         confidence=0.8,
         trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
     ),
@@ -219,5 +268,6 @@ RULES: list[Rule] = [
 ]
 
 DETECTORS: list[Detector] = [
+    Detector(_PHONE_LABEL, _labelled_phones),
     Detector(r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card", tabular_findings),
 ]

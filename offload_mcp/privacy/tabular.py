@@ -16,7 +16,9 @@ from offload_mcp.privacy.findings import Category, Finding
 # column name -> (kind, what its value must look like)
 _COLUMNS: dict[str, tuple[str, re.Pattern[str]]] = {}
 _DIGITS = re.compile(r"\+?[\d ().-]{7,20}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|\w+ \d{1,2},? \d{4}")
+_DATE = re.compile(
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|\w+ \d{1,2},? \d{4}"
+)
 _ANY = re.compile(r"[^\s].{3,}")
 for names, kind, shape in (
     ("phone phone_number phonenumber mobile cell telephone tel contact_phone", "phone", _DIGITS),
