@@ -132,6 +132,22 @@ async def test_apply_success(paths: Paths, repo: Path, codex: Codex):
     assert len(codex.calls()) == 1  # verify passed: no retry
 
 
+async def test_a_repository_codex_initialised_is_applied_as_plain_files(
+    paths: Paths, repo: Path, codex: Codex
+):
+    scaffold = "mkdir app && cd app && git init -q && echo 'print(1)' > main.py"
+    codex.plays([[{"command": scaffold}, *wrote("42\n", "Scaffolded app/.")]])
+    async with connect(paths, repo) as client:
+        is_error, text = await delegate(
+            client, task="Scaffold.", path=str(repo), verify=VERIFY, apply=True
+        )
+    assert not is_error, text
+    assert "applied to the working tree" in text
+    assert "note: nested git repositories: app/ (their files" in text
+    assert (repo / "app" / "main.py").read_text() == "print(1)\n"
+    assert not (repo / "app" / ".git").exists()
+
+
 async def test_apply_refused_when_the_tree_changed_meanwhile(
     paths: Paths, repo: Path, codex: Codex
 ):

@@ -14,7 +14,7 @@ from offload_mcp.delegate import patch
 from offload_mcp.delegate.progress import Throttle
 from offload_mcp.delegate.verify import run_verify
 from offload_mcp.delegate.workspace import DenyList, create, remove
-from tests.delegate_helpers import make_repo
+from tests.delegate_helpers import make_repo, sh
 
 pytestmark = pytest.mark.anyio
 
@@ -103,5 +103,41 @@ def test_patch_reads_odd_names_and_applies_all_or_nothing(tmp_path: Path):
         # applying twice: every file now differs from the snapshot
         with pytest.raises(patch.ApplyRefused, match="4 file"):
             patch.apply(space, changes)
+    finally:
+        remove(space)
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["no-commit", "committed"])
+@pytest.mark.parametrize("kind", ["worktree", "copy"])
+def test_nested_repository_codex_made_is_collected_as_plain_files(
+    tmp_path: Path, kind: str, committed: bool
+):
+    if kind == "worktree":
+        source = make_repo(tmp_path / "src", {"a.txt": "1\n"})
+    else:
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "a.txt").write_text("1\n")
+    space = create(source, NO_DENY, parent=tmp_path / "ws", max_copy_files=100)
+    try:
+        app = space.root / "app"
+        if committed:
+            make_repo(app, {"main.py": "print(1)\n"})
+        else:
+            app.mkdir()
+            sh(app, "git", "init", "-q")
+        (app / "new.txt").write_text("n\n")
+        (app / "deep").mkdir()
+        sh(app / "deep", "git", "init", "-q")  # a repository inside the nested one
+        (app / "deep" / "d.txt").write_text("d\n")
+        changes = patch.collect(space, NO_DENY)
+        expected = {"app/new.txt", "app/deep/d.txt"} | ({"app/main.py"} if committed else set())
+        assert sorted(changes.files) == sorted(("A", p) for p in expected)
+        assert changes.nested == ["app/", "app/deep/"]
+        assert b".git/" not in changes.patch
+        assert (app / ".git").is_dir() and (app / "deep" / ".git").is_dir()  # put back
+        patch.apply(space, changes)
+        assert {p for p in expected if (source / p).is_file()} == expected
+        assert not (source / "app" / ".git").exists()
     finally:
         remove(space)

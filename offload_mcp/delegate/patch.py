@@ -3,8 +3,9 @@
 Changes are measured against the workspace's snapshot tree with git (`add -A`, then
 `diff --cached BASE`), so new, deleted and binary files count and ignored build output does
 not. Files Codex created under deny-listed names are left out (they would overwrite the
-user's secrets otherwise). The full patch goes to a file under the data dir; Claude gets the
-stat and the path.
+user's secrets otherwise). A git repository Codex created in a subfolder counts as its plain
+files, without its `.git` (`workspace.add_all` says why). The full patch goes to a file under
+the data dir; Claude gets the stat and the path.
 
 Apply is all or nothing: every file the patch touches must still be what it was at the
 snapshot (git blob ids compared: the user's file now, with the repository's filters, against
@@ -22,7 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from offload_mcp.delegate.workspace import DenyList, Workspace, git
+from offload_mcp.delegate.workspace import DenyList, Workspace, add_all, git
 from offload_mcp.errors import OffloadError
 
 
@@ -38,6 +39,8 @@ class Changes:
     patch: bytes = b""
     #: deny-listed paths Codex created, left out of the patch
     dropped: list[str] = field(default_factory=list)
+    #: folders holding a git repository: their files are in the patch, their `.git` is not
+    nested: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -46,7 +49,7 @@ class Changes:
 
 def collect(workspace: Workspace, deny: DenyList) -> Changes:
     """Everything in the workspace that differs from its snapshot, deny-listed paths aside."""
-    workspace.git("add", "-A")
+    nested = add_all(workspace)
     files, stat, patch = _diff(workspace)
     dropped = [path for _, path in files if deny.denies(path)]
     if dropped:
@@ -54,7 +57,7 @@ def collect(workspace: Workspace, deny: DenyList) -> Changes:
         files, stat, patch = _diff(workspace)
     if not files:
         return Changes(dropped=dropped)
-    return Changes(files, stat, patch, dropped)
+    return Changes(files, stat, patch, dropped, nested)
 
 
 def _diff(workspace: Workspace) -> tuple[list[tuple[str, str]], str, bytes]:

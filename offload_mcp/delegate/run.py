@@ -401,6 +401,11 @@ async def _finish(
             done.notes.append(
                 f"left out of the patch (deny-listed): {', '.join(changes.dropped[:5])}"
             )
+        if changes.nested:
+            done.notes.append(
+                f"nested git repositories: {', '.join(changes.nested[:5])} "
+                "(their files are in the patch as plain files, their .git is not)"
+            )
         if brief.apply:
             if done.outcome == "verified":
                 try:

@@ -60,10 +60,12 @@ from offload_mcp.delegate import pool as pooling
 from offload_mcp.delegate.gitcmd import GitError, finish_git, git, start_git
 from offload_mcp.errors import InvalidRequest
 
-__all__ = ["DenyList", "GitError", "Workspace", "create", "git", "remove"]
+__all__ = ["DenyList", "GitError", "Workspace", "add_all", "create", "git", "remove"]
 
 #: a workspace older than this is removed by the next delegation (killed servers, kept ones)
 STALE_S = 24 * 3600
+#: how many levels of repositories nested in nested repositories `add_all` unfolds
+NESTED_LEVELS = 8
 
 
 @dataclass(frozen=True)
@@ -471,5 +473,41 @@ def _mirror(source: Path, target: Path) -> None:
 
 def _snapshot(workspace: Workspace) -> str:
     """Record the workspace as it is now (the base Codex's changes are measured against)."""
-    workspace.git("add", "-A")
+    add_all(workspace)
     return workspace.git("write-tree").decode().strip()
+
+
+def add_all(workspace: Workspace) -> list[str]:
+    """`git add -A`, with every git repository nested in the workspace staged as plain files;
+    returns the nested repositories' paths (each ending in "/").
+
+    Codex (or a scaffolder it runs) may `git init` a subfolder, and a copied directory may hold
+    a repository. Git alone stages such a folder as a gitlink (a commit id: its files would be
+    missing from the patch and apply could not write them), or fails before its first commit.
+    A user who asked for a new project expects its files in their tree, not an embedded
+    repository, and Codex's private history has no place there: so each nested `.git` is
+    moved aside for the add and put back after (a kept workspace still has it); the patch
+    holds the files and the report names the folders. Cost when there is none: one listing of
+    untracked files.
+    """
+    nested: list[str] = []
+    hidden: list[tuple[Path, Path]] = []
+    try:
+        for _ in range(NESTED_LEVELS):
+            out = workspace.git("ls-files", "-z", "--others", "--exclude-standard", "--full-name")
+            found = [os.fsdecode(p) for p in out.split(b"\0") if p.endswith(b"/")]
+            found = [p for p in found if os.path.lexists(workspace.root / p / ".git")]
+            if not found:
+                break
+            for relative in found:
+                link = workspace.root / relative / ".git"
+                aside = Path(tempfile.mkdtemp(prefix="nested-", dir=workspace.scratch)) / ".git"
+                os.rename(link, aside)
+                hidden.append((aside, link))
+            nested += found
+        workspace.git("add", "-A")
+    finally:
+        for aside, link in reversed(hidden):
+            os.rename(aside, link)
+            aside.parent.rmdir()
+    return nested
