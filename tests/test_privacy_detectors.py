@@ -102,6 +102,7 @@ POSITIVES = [
     ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("MRN: {v} admitted", "00482913", "phi"),
     ("export PGPASSWORD='{v}'", "Vq8#pLm2!xRz", "secret"),  # a name written as one word
+    ("$ mysql -u root -p{v} prod", "Rq7zK2mP9xW", "secret"),
     ("Contact: {v}", "030 901820", "pii"),  # national notations, after a phone label only
     ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
     ("mobile: {v}", "07911 123456", "pii"),
@@ -191,7 +192,13 @@ def test_non_ascii_offsets_are_characters() -> None:
     assert text[finding.start : finding.end].startswith("ghp_")
 
 
-def test_query_string_value_stops_at_next_parameter() -> None:
-    text = "GET /cb?user=alice&token=Zk3mQ9pL2xVb7nR4&next=%2Fhome"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /cb?user=alice&token=Zk3mQ9pL2xVb7nR4&next=%2Fhome",
+        "Server=tcp:db,1433;User ID=admin;Password=Zk3mQ9pL2xVb7nR4;Encrypt=True;",
+    ],
+)
+def test_value_stops_at_next_parameter(text: str) -> None:
     [found] = scan(text)
     assert text[found.start : found.end] == "Zk3mQ9pL2xVb7nR4"

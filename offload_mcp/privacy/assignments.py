@@ -163,7 +163,8 @@ def looks_secret(value: str, strict: bool) -> bool:
 
 
 _TRAILING = ".,;:)]}"
-_NEXT_PARAMETER = re.compile(r"&[\w.\-\[\]]+=")  # `token=abc&next=/home`: a query string goes on
+# `token=abc&next=/home`, `Password=abc;Encrypt=True`: a query or connection string goes on.
+_NEXT_PARAMETER = re.compile(r"[&;][\w.\-\[\] ]+=")
 _WORDS = re.compile(r"[A-Z]?[a-z]{2,}")
 _VOWELS = frozenset("aeiouyAEIOUY")
 

@@ -49,6 +49,10 @@ def _url_password(value: str) -> bool:
     return len(password) >= 3 and password != user and not is_placeholder(password)
 
 
+def _cli_password(value: str) -> bool:
+    return not is_placeholder(value) and any(c.isdigit() for c in value) and shannon(value) > 2.3
+
+
 def _header_value(value: str) -> bool:
     return _token(value) and any(c.isdigit() for c in value)
 
@@ -151,7 +155,14 @@ RULES: list[Rule] = [
     _rule(
         "cli_password",
         r"(?:\s-u|--user|--password|--pass|-p)[\s=]['\"]?(?:[^\s:'\"]+:)?([^\s'\"]{6,})",
-        lambda v: not is_placeholder(v) and any(c.isdigit() for c in v) and shannon(v) > 2.3,
+        _cli_password,
+        group=1,
+        confidence=0.7,
+    ),
+    _rule(  # MySQL's clients take the password glued to the flag: `mysql -u root -psecret`
+        "cli_password",
+        r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p['\"]?([^\s'\"]{6,})",
+        _cli_password,
         group=1,
         confidence=0.7,
     ),
