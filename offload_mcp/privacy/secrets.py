@@ -164,6 +164,7 @@ RULES: list[Rule] = [
         r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p['\"]?([^\s'\"]{6,})",
         _cli_password,
         group=1,
+        bound=False,  # glued to `-p`
         confidence=0.7,
     ),
 ]
