@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from offload_mcp.config import Paths
+from offload_mcp.delegate import gitcmd
 from tests.delegate_helpers import (
     Codex,
     connect,
@@ -20,6 +21,7 @@ from tests.delegate_helpers import (
     ledger_rows,
     make_repo,
     result_path,
+    sh,
     worktrees,
 )
 from tests.delegate_helpers import write_config as configure
@@ -146,6 +148,25 @@ async def test_a_repository_codex_initialised_is_applied_as_plain_files(
     assert "note: nested git repositories: app/ (their files" in text
     assert (repo / "app" / "main.py").read_text() == "print(1)\n"
     assert not (repo / "app" / ".git").exists()
+
+
+async def test_lfs_files_without_git_lfs_are_applied_and_named(
+    paths: Paths, tmp_path: Path, codex: Codex, monkeypatch: pytest.MonkeyPatch
+):
+    files = {".gitattributes": "*.bin filter=lfs\n", "answer.txt": "0\n", "m.bin": "pointer\n"}
+    repo = make_repo(tmp_path / "lfs", files)
+    sh(repo, "git", "config", "filter.lfs.process", "git-lfs-not-installed filter-process")
+    sh(repo, "git", "config", "filter.lfs.required", "true")
+    monkeypatch.setattr(gitcmd, "lfs_installed", lambda: False)
+    codex.plays([[{"write": "m.bin", "text": "model\n"}, *wrote("42\n")]])
+    async with connect(paths, repo) as client:
+        is_error, text = await delegate(
+            client, task="Retrain.", path=str(repo), verify=VERIFY, apply=True
+        )
+    assert not is_error, text
+    assert "applied to the working tree" in text
+    assert "note: Git LFS files, as plain bytes since git-lfs is not installed: m.bin" in text
+    assert (repo / "m.bin").read_text() == "model\n"
 
 
 async def test_apply_refused_when_the_tree_changed_meanwhile(

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from offload_mcp.delegate import patch
+from offload_mcp.delegate import gitcmd, patch
 from offload_mcp.delegate.progress import Throttle
 from offload_mcp.delegate.verify import run_verify
 from offload_mcp.delegate.workspace import DenyList, create, remove
@@ -139,5 +139,41 @@ def test_nested_repository_codex_made_is_collected_as_plain_files(
         patch.apply(space, changes)
         assert {p for p in expected if (source / p).is_file()} == expected
         assert not (source / "app" / ".git").exists()
+    finally:
+        remove(space)
+
+
+LFS_POINTER = (
+    "version https://git-lfs.github.com/spec/v1\n"
+    "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n"
+)
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["no-filter", "filter-required"])
+def test_lfs_files_without_git_lfs_go_through_as_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: bool
+):
+    attributes = "*.bin filter=lfs diff=lfs merge=lfs -text\n"
+    repo = make_repo(
+        tmp_path / "repo", {".gitattributes": attributes, "big.bin": LFS_POINTER, "a.txt": "1\n"}
+    )
+    monkeypatch.setattr(gitcmd, "lfs_installed", lambda: False)
+    if configured:  # what `git lfs install` leaves behind, with its command gone
+        sh(repo, "git", "config", "filter.lfs.process", "git-lfs-not-installed filter-process")
+        sh(repo, "git", "config", "filter.lfs.required", "true")
+    space = create(repo, NO_DENY, parent=tmp_path / "ws", max_copy_files=100)
+    try:
+        assert (space.root / "big.bin").read_text() == LFS_POINTER  # as checked out without LFS
+        (space.root / "big.bin").write_bytes(b"\0new content\n")
+        (space.root / "a.txt").write_text("2\n")
+        changes = patch.collect(space, NO_DENY)
+        assert sorted(changes.files) == [("M", "a.txt"), ("M", "big.bin")]
+        assert changes.lfs == ["big.bin"]
+        (repo / "big.bin").write_bytes(b"\0real content, smudged while git-lfs was there\n")
+        with pytest.raises(patch.ApplyRefused, match=r"big\.bin: Git LFS, and git-lfs is not"):
+            patch.apply(space, changes)
+        (repo / "big.bin").write_text(LFS_POINTER)
+        patch.apply(space, changes)
+        assert (repo / "big.bin").read_bytes() == b"\0new content\n"
     finally:
         remove(space)

@@ -1,9 +1,19 @@
 """Running git for the delegate workspace and its pool: a clean environment, errors that say
-which command failed, and a way to overlap independent calls."""
+which command failed, and a way to overlap independent calls.
+
+Git LFS without git-lfs: a repository whose config names the `lfs` filter (`git lfs install`
+wrote it, usually `required`) while git-lfs is not on PATH makes git die on every checkout,
+status or hash of a file `.gitattributes` marks `filter=lfs` (a worktree could not even be
+made). Our calls then switch the filter off (`_NO_LFS`, through the environment, so no config
+file changes): LFS files are handled as their bytes, pointer files as pointer files, as a
+user without git-lfs sees them; `patch.collect` names such files so the result can say so.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +22,13 @@ from offload_mcp.errors import OffloadError
 
 #: git variables that would point our git calls at some other repository or index
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+#: the `lfs` filter switched off: no command (empty ones mean none) and not required
+_NO_LFS = (
+    ("filter.lfs.process", ""),
+    ("filter.lfs.clean", ""),
+    ("filter.lfs.smudge", ""),
+    ("filter.lfs.required", "false"),
+)
 
 
 class GitError(OffloadError):
@@ -23,7 +40,18 @@ def git_env() -> dict[str, str]:
     env["GIT_OPTIONAL_LOCKS"] = "0"  # reading the user's repo must not take its index lock
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
+    if not lfs_installed():
+        count = int(env.get("GIT_CONFIG_COUNT") or 0)
+        for offset, (key, value) in enumerate(_NO_LFS):
+            env[f"GIT_CONFIG_KEY_{count + offset}"] = key
+            env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
+        env["GIT_CONFIG_COUNT"] = str(count + len(_NO_LFS))
     return env
+
+
+@functools.cache
+def lfs_installed() -> bool:
+    return shutil.which("git-lfs") is not None
 
 
 def git(argv: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:

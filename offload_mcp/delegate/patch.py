@@ -4,8 +4,9 @@ Changes are measured against the workspace's snapshot tree with git (`add -A`, t
 `diff --cached BASE`), so new, deleted and binary files count and ignored build output does
 not. Files Codex created under deny-listed names are left out (they would overwrite the
 user's secrets otherwise). A git repository Codex created in a subfolder counts as its plain
-files, without its `.git` (`workspace.add_all` says why). The full patch goes to a file under
-the data dir; Claude gets the stat and the path.
+files, without its `.git` (`workspace.add_all` says why). Without git-lfs, files marked
+`filter=lfs` go in as their bytes (`gitcmd` says why) and are named in `lfs`. The full patch
+goes to a file under the data dir; Claude gets the stat and the path.
 
 Apply is all or nothing: every file the patch touches must still be what it was at the
 snapshot (git blob ids compared: the user's file now, with the repository's filters, against
@@ -23,6 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from offload_mcp.delegate.gitcmd import lfs_installed
 from offload_mcp.delegate.workspace import DenyList, Workspace, add_all, git
 from offload_mcp.errors import OffloadError
 
@@ -41,6 +43,8 @@ class Changes:
     dropped: list[str] = field(default_factory=list)
     #: folders holding a git repository: their files are in the patch, their `.git` is not
     nested: list[str] = field(default_factory=list)
+    #: changed files `.gitattributes` sends through Git LFS, when git-lfs is not installed
+    lfs: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -57,7 +61,15 @@ def collect(workspace: Workspace, deny: DenyList) -> Changes:
         files, stat, patch = _diff(workspace)
     if not files:
         return Changes(dropped=dropped)
-    return Changes(files, stat, patch, dropped, nested)
+    lfs = [] if lfs_installed() else _lfs_files(workspace, [path for _, path in files])
+    return Changes(files, stat, patch, dropped, nested, lfs)
+
+
+def _lfs_files(workspace: Workspace, paths: list[str]) -> list[str]:
+    """The paths whose `filter` attribute is `lfs` (read from the workspace's attributes)."""
+    asked = b"".join(os.fsencode(path) + b"\0" for path in paths)
+    out = workspace.git("check-attr", "-z", "--stdin", "filter", stdin=asked).split(b"\0")
+    return [os.fsdecode(out[i]) for i in range(0, len(out) - 2, 3) if out[i + 2] == b"lfs"]
 
 
 def _diff(workspace: Workspace) -> tuple[list[tuple[str, str]], str, bytes]:
@@ -108,7 +120,8 @@ def apply(workspace: Workspace, changes: Changes) -> None:
         raise ApplyRefused(
             f"not applied: {len(moved)} file(s) changed in {source} since the snapshot "
             f"({names}); nothing was written.",
-            hint="Review the patch file and apply it by hand (git apply), or run again.",
+            hint=_lfs_hint([path for path in moved if path in changes.lfs])
+            + "Review the patch file and apply it by hand (git apply), or run again.",
         )
     for path in paths:
         target = source / path
@@ -121,6 +134,15 @@ def apply(workspace: Workspace, changes: Changes) -> None:
                 target.unlink()
             continue
         _replace(workspace.root / path, target)
+
+
+def _lfs_hint(lfs: list[str]) -> str:
+    if not lfs:
+        return ""
+    return (
+        f"{', '.join(lfs[:3])}: Git LFS, and git-lfs is not installed, so a file holding its "
+        "content (not its pointer) counts as changed. "
+    )
 
 
 def _base_blobs(workspace: Workspace, paths: list[str]) -> dict[str, str]:

@@ -406,6 +406,12 @@ async def _finish(
                 f"nested git repositories: {', '.join(changes.nested[:5])} "
                 "(their files are in the patch as plain files, their .git is not)"
             )
+        if changes.lfs:
+            done.notes.append(
+                f"Git LFS files, as plain bytes since git-lfs is not installed: "
+                f"{', '.join(changes.lfs[:5])} (a pointer file stays a pointer file; committed "
+                "without git-lfs, they go into git, not LFS)"
+            )
         if brief.apply:
             if done.outcome == "verified":
                 try:
