@@ -175,3 +175,42 @@ def test_toml_value() -> None:
     assert toml_value({"a": [1, True, 'x"y'], "b": 1.5}) == '{"a" = [1, true, "x\\"y"], "b" = 1.5}'
     with pytest.raises(errors.ConfigError):
         toml_value(object())
+
+
+async def test_refused_login_names_the_custom_providers_key(
+    record: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    scenario(monkeypatch, "401")
+
+    async def hint(**extra_body: Any) -> str:
+        backend = CodexBackend(provider(extra_body=extra_body), None)
+        with pytest.raises(errors.AuthFailed) as caught:
+            await backend.complete(request())
+        return caught.value.hint
+
+    assert "codex login" in await hint()
+    # a provider of offload-mcp's own config, as dotted keys or a nested table
+    local = {"model_provider": "local", "model_providers.local.env_key": "LOCAL_KEY"}
+    said = await hint(config=local)
+    assert "set LOCAL_KEY" in said and "`local`" in said and "codex login" not in said
+    nested = {"model_provider": "local", "model_providers": {"local": {"env_key": "NESTED_KEY"}}}
+    assert "set NESTED_KEY" in await hint(config=nested)
+    assert "sends no API key" in await hint(config={"model_provider": "local"})
+    # one from the user's Codex config (read only with user_config), its profile's first
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model_provider = "corp"\n[profiles.fast]\nmodel_provider = "lab"\n'
+        '[model_providers.corp]\nenv_key = "CORP_KEY"\n[model_providers.lab]\nenv_key = "LAB_KEY"\n'
+    )
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    assert "set CORP_KEY" in await hint(user_config=True)
+    monkeypatch.delenv("FAKE_CODEX_LOGGED_IN", raising=False)
+    health = await CodexBackend(provider(extra_body={"user_config": True}), None).health()
+    assert health.ok and "provider corp" in health.detail  # no `codex login` needed
+    assert "set LAB_KEY" in await hint(user_config=True, profile="fast")
+    assert "codex login" in await hint()  # --ignore-user-config: Codex reads none of it
+    (home / "config.toml").write_text(
+        'model_provider = "corp"\n[model_providers.corp]\nrequires_openai_auth = true\n'
+    )
+    assert "codex login" in await hint(user_config=True)

@@ -21,6 +21,9 @@ Any Responses-API server works through `config`, since `-c` overrides still appl
 `"model_providers.p.wire_api" = "responses"`, `"model_providers.p.env_key" = "VAR"` (the
 variable set in `env`); `stream_max_retries` governs 429 and dropped-stream retries. Set `model`
 too: with no `-m`, 0.169.0 picks a model served a JavaScript "code mode" tool set.
+Such a provider has its own credentials, so a refused login names its `env_key` rather than
+`codex login` (`auth_hint`; the provider in use is read from `config`, then, with
+`user_config`, from `$CODEX_HOME/config.toml` and its profile).
 
 `delegate_to_codex` builds its own runs from `command(..., sandbox="workspace-write",
 ephemeral=False)` and `resume_command` (one retry in the same thread); see offload_mcp/delegate.
@@ -33,13 +36,20 @@ import os
 import re
 import shutil
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from offload_mcp import errors
 from offload_mcp.backends.base import Health
-from offload_mcp.backends.codex_events import CodexRun, Progress, failure_error, killed_error
+from offload_mcp.backends.codex_events import (
+    AUTH_HINT,
+    CodexRun,
+    Progress,
+    failure_error,
+    killed_error,
+)
 from offload_mcp.backends.process import OutputTooLarge, ProcessTimedOut, run_process
 from offload_mcp.config import ProviderConfig
 from offload_mcp.packets import Completion, CompletionRequest, Usage
@@ -136,6 +146,47 @@ class CodexBackend:
         env["NO_COLOR"] = "1"
         return env
 
+    def model_provider(self) -> tuple[str, dict[str, Any]]:
+        """The Codex model provider runs use ("openai", Codex's own, when none is named) and
+        its settings: `config` overrides first, then the user's Codex config (with
+        `user_config`, where a profile's choice comes before the top level's)."""
+        ours = _flat(self.overrides)
+        theirs = _flat(self._user_codex_config()) if self.user_config else {}
+        name = (
+            ours.get("model_provider")
+            or theirs.get(f"profiles.{self.profile}.model_provider")
+            or theirs.get("model_provider")
+            or "openai"
+        )
+        prefix = f"model_providers.{name}."
+        table = {k.removeprefix(prefix): v for k, v in theirs.items() if k.startswith(prefix)}
+        table.update({k.removeprefix(prefix): v for k, v in ours.items() if k.startswith(prefix)})
+        return str(name), table
+
+    def auth_hint(self) -> str:
+        """How to fix a refused login for the provider in use (its key, not `codex login`)."""
+        name, table = self.model_provider()
+        if name == "openai" or table.get("requires_openai_auth"):
+            return AUTH_HINT
+        env_key = table.get("env_key")
+        if env_key:
+            return (
+                f"Fix: set {env_key}, the API key Codex provider `{name}` sends (in the codex "
+                "provider's `env` in offload-mcp's config.toml, or the server's environment)."
+            )
+        return (
+            f"Fix: Codex provider `{name}` sends no API key: give it "
+            f"`model_providers.{name}.env_key` (or `http_headers`) for its server."
+        )
+
+    def _user_codex_config(self) -> dict[str, Any]:
+        env = {**os.environ, **self.provider.env}
+        home = Path(env.get("CODEX_HOME") or Path.home() / ".codex")
+        try:
+            return tomllib.loads((home / "config.toml").read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return {}
+
     @staticmethod
     def prompt(request: CompletionRequest) -> str:
         """System text first, then the rest: Codex takes one user prompt, no roles."""
@@ -163,7 +214,7 @@ class CodexBackend:
                 self.command(binary, str(workdir), schema_file), request
             )
         if not run.completed or exit_code != 0:
-            raise failure_error(name, run, exit_code, stderr_tail)
+            raise failure_error(name, run, exit_code, stderr_tail, self.auth_hint())
         text = run.final_message or ""
         if not text.strip():
             raise errors.BadResponse(name, "finished without a final message.")
@@ -249,8 +300,9 @@ class CodexBackend:
             return Health(False, f"`{binary} --version` failed")
         if self._key:
             return Health(True, f"codex {version}; API key set")
-        if "model_provider" in self.overrides:
-            return Health(True, f"codex {version}; provider {self.overrides['model_provider']}")
+        name, table = self.model_provider()
+        if name != "openai" and not table.get("requires_openai_auth"):
+            return Health(True, f"codex {version}; provider {name}")
         code, out = await self._probe([binary, "login", "status"])
         if code == 0:
             said = out.strip().splitlines()[0] if out.strip() else "logged in"
@@ -269,6 +321,17 @@ class CodexBackend:
             return None, ""
         assert proc.result is not None
         return proc.result.returncode, "\n".join(lines)
+
+
+def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys (`config` may hold either form)."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def toml_value(value: Any) -> str:

@@ -303,10 +303,19 @@ def killed_error(provider: str, run: CodexRun, why: str) -> errors.ProviderError
     return errors.ProviderTimeout(provider, f"codex {why}; killed.{said}")
 
 
+#: how to fix a refused login with Codex's own provider (a custom one says its own)
+AUTH_HINT = "Fix: run `codex login`, or set CODEX_API_KEY (offload-mcp keys set codex)."
+
+
 def failure_error(
-    provider: str, run: CodexRun, exit_code: int | None, stderr_tail: str = ""
+    provider: str,
+    run: CodexRun,
+    exit_code: int | None,
+    stderr_tail: str = "",
+    auth_hint: str = AUTH_HINT,
 ) -> errors.ProviderError:
-    """The typed error for a run that did not complete (exit code, stream and stderr)."""
+    """The typed error for a run that did not complete (exit code, stream and stderr);
+    `auth_hint` is the fix for a refused login (`CodexBackend.auth_hint`)."""
     reason = run.reason(stderr_tail)
     quoted = " ".join(reason.split())[:MAX_QUOTED_CHARS]
     said = f"codex exited {exit_code}: {quoted}" if exit_code is not None else quoted
@@ -329,7 +338,7 @@ def failure_error(
         return errors.AuthFailed(
             provider,
             f"not authenticated ({said}).",
-            hint="Fix: run `codex login`, or set CODEX_API_KEY (offload-mcp keys set codex).",
+            hint=auth_hint,
         )
     if _RATE.search(joined):
         return errors.RateLimited(provider, f"rate limited ({said}).")

@@ -103,7 +103,8 @@ async def run_codex(
         try:
             code, stderr_tail = await _stream(runner, argv, prompt, run)
             if not run.completed or code != 0:
-                error = failure_error(provider.name, run, code, stderr_tail)
+                hint = backend.auth_hint()
+                error = failure_error(provider.name, run, code, stderr_tail, hint)
         except errors.ProviderError as exc:
             error = exc
         outcome = error.kind if error is not None else "ok"
