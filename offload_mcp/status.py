@@ -15,6 +15,8 @@ import anyio
 
 from offload_mcp import quota
 from offload_mcp.config import ProviderConfig, Settings
+from offload_mcp.delegate.pool import Pool
+from offload_mcp.delegate.pool import describe as describe_pool
 from offload_mcp.dispatch import Dispatcher
 from offload_mcp.ledger import ProviderTotals, WindowUse
 from offload_mcp.windows import describe_reset, describe_wait
@@ -54,6 +56,9 @@ class StatusReport:
     ledger_problem: str | None = None
     #: the Claude budget window (offload_mcp.audit.window); empty without transcripts
     claude_window: str = ""
+    #: delegate_to_codex's worktree pool (offload_mcp.delegate.pool.describe); empty without
+    #: a delegate chain
+    worktree_pool: str = ""
 
 
 def _local_midnight(now: float, *, month: bool = False) -> float:
@@ -62,8 +67,11 @@ def _local_midnight(now: float, *, month: bool = False) -> float:
     return (start.replace(day=1) if month else start).timestamp()
 
 
-async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> StatusReport:
-    """Providers in a chain, with a key, or used this month; health checks run concurrently."""
+async def collect(
+    dispatcher: Dispatcher, *, check_health: bool = True, pool: Pool | None = None
+) -> StatusReport:
+    """Providers in a chain, with a key, or used this month; health checks run concurrently.
+    With `pool`, a line on delegate_to_codex's worktrees (no git: a few directory reads)."""
     settings = dispatcher.settings
     ledger = dispatcher.ledger
     now = dispatcher.clock()
@@ -132,6 +140,7 @@ async def collect(dispatcher: Dispatcher, *, check_health: bool = True) -> Statu
         tokens_month=sum(t.input_tokens + t.output_tokens for t in month.values()),
         ledger_problem=ledger_problem,
         claude_window=claude[0] if claude else "",
+        worktree_pool=describe_pool(pool) if pool and settings.chains.get("delegate") else "",
     )
 
 
@@ -207,11 +216,9 @@ def short_text(report: StatusReport) -> str:
         lines.append(f"- {head}: {'; '.join(details)}")
     if not any(row.problem is None for row in report.providers):
         lines.append("No provider is usable yet: store a key with 'offload-mcp keys set NAME'.")
-    research = research_line(report)
-    if research:
-        lines.append(research)
-    if report.claude_window:
-        lines.append(report.claude_window)
+    lines += [
+        line for line in (research_line(report), report.worktree_pool, report.claude_window) if line
+    ]
     lines.append(
         f"handled off-Claude: {report.tokens_today} tokens today, {report.tokens_month} this month"
     )

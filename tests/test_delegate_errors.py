@@ -117,6 +117,20 @@ async def test_status_shows_codex(paths: Paths, repo: Path):
     text = result.content[0].text  # type: ignore[union-attr]
     line = next(line for line in text.splitlines() if line.startswith("- codex"))
     assert "[delegate]" in line and "codex 0.169.0; Logged in using ChatGPT" in line
+    assert "worktree pool: 0 kept for 0 repo(s), 0 in use by this server" in text
+
+
+async def test_status_shows_the_worktree_pool(paths: Paths, repo: Path, codex: Codex):
+    async with connect(paths, repo) as client:
+        is_error, text = await delegate(client, task="t", path=".")
+        assert not is_error, text
+        assert await eventually(lambda: given_back(Path(codex.calls()[0]["cwd"])))
+        result = await client.call_tool("status", {})
+    text = result.content[0].text  # type: ignore[union-attr]
+    line = next(line for line in text.splitlines() if line.startswith("worktree pool"))
+    assert line == (
+        "worktree pool: 1 kept for 1 repo(s), 0 in use by this server; at most 2 per repo, 8 in all"
+    )
 
 
 async def test_brief_passes_the_privacy_gate(paths: Paths, repo: Path, codex: Codex):

@@ -330,6 +330,25 @@ def test_no_pool_when_disabled(tmp_path: Path):
     assert len(worktrees(repo)) == 1 and not (tmp_path / "pool").exists()
 
 
+def test_describe_counts_slots_and_this_servers_leases_without_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    pool = make_pool(tmp_path)
+    assert pooling.describe(pool).startswith("worktree pool: 0 kept for 0 repo(s), 0 in use")
+    repo = make_repo(tmp_path / "repo", FILES)
+    one = create(repo, DENY, parent=tmp_path / "ws", max_copy_files=100, pool=pool)
+    two = create(repo, DENY, parent=tmp_path / "ws", max_copy_files=100, pool=pool)
+    remove(one)
+    monkeypatch.setattr(pooling, "git", None)  # no git call on the status path
+    assert pooling.describe(pool) == (
+        "worktree pool: 2 kept for 1 repo(s), 1 in use by this server; at most 2 per repo, 8 in all"
+    )
+    monkeypatch.undo()
+    remove(two)
+    assert ", 0 in use" in pooling.describe(pool)
+    assert pooling.describe(make_pool(tmp_path, per_repo=0)).startswith("worktree pool: off")
+
+
 @pytest.fixture
 def codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Codex:
     return Codex(tmp_path, monkeypatch)

@@ -24,6 +24,9 @@ slots are never touched, so concurrent delegations may briefly exceed the bound)
 slot unused for `idle_s` goes too. Eviction is `git worktree remove` (else delete + `git
 worktree prune`). A slot found half made (its creator died before the checkout) is evicted
 when met. Without `fcntl` (Windows) there is no pool: `usable` says so.
+
+`describe` is the `status` line: slots counted from the lock files (no git, no lock taken, so
+it never makes a delegation think a slot is busy); "in use" counts this process's leases.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ IDLE_S = 7 * 24 * 3600
 RETURN_WAIT_S = 5.0
 
 _returning: dict[Path, threading.Event] = {}
+#: lock files of the slots this process holds (for `describe`)
+_held: set[Path] = set()
 _guard = threading.Lock()
 
 
@@ -80,11 +85,18 @@ class Lease:
         if self.fd >= 0:
             os.close(self.fd)  # drops the flock
             self.fd = -1
+            with _guard:
+                _held.discard(self.lock)
 
     def __del__(self) -> None:
         # A lease nobody gives back (its delegation was cancelled while the workspace was
         # being made, and the result dropped) must not hold its slot until the process exits.
         self.close()
+
+
+def at(data_dir: Path, per_repo: int, total: int) -> Pool:
+    """The pool under the data dir (where delegations take slots and `status` counts them)."""
+    return Pool(data_dir / "delegate" / "pool", per_repo, total)
 
 
 def usable(pool: Pool | None) -> bool:
@@ -114,7 +126,7 @@ def acquire(pool: Pool, top: Path) -> Lease:
             fd = _try_lock(lock)  # being scrubbed by this process: ready in a moment
         if fd is None:
             continue  # busy
-        lease = Lease(pool, top, lock.with_suffix(""), lock, fd, reused=True)
+        lease = _held_lease(pool, top, lock, fd, reused=True)
         if (lease.root / ".git").is_file():
             return lease
         evict(lease)  # half made: its creator died before the checkout finished
@@ -122,9 +134,30 @@ def acquire(pool: Pool, top: Path) -> Lease:
         lock = home / f"{secrets.token_hex(4)}.lock"
         fd = _try_lock(lock, create=True)
         if fd is not None:
-            lease = Lease(pool, top, lock.with_suffix(""), lock, fd, reused=False)
+            lease = _held_lease(pool, top, lock, fd, reused=False)
             lease.slot.mkdir()
             return lease
+
+
+def _held_lease(pool: Pool, top: Path, lock: Path, fd: int, *, reused: bool) -> Lease:
+    with _guard:
+        _held.add(lock)
+    return Lease(pool, top, lock.with_suffix(""), lock, fd, reused)
+
+
+def describe(pool: Pool) -> str:
+    """One line for `status`: slots kept and for how many repositories, this process's
+    leases, the bounds."""
+    if not usable(pool):
+        return "worktree pool: off (every delegation makes a new worktree)"
+    slots = [len(list(home.glob("*.lock"))) for home in _homes(pool)]
+    with _guard:
+        here = sum(1 for lock in _held if lock.parent.parent == pool.folder)
+    repos = sum(1 for count in slots if count)
+    return (
+        f"worktree pool: {sum(slots)} kept for {repos} repo(s), {here} in use by this server; "
+        f"at most {pool.per_repo} per repo, {pool.total} in all"
+    )
 
 
 @contextlib.contextmanager

@@ -39,9 +39,9 @@ from offload_mcp.backends.codex import INSTALL_HINT, CodexBackend
 from offload_mcp.backends.codex_events import CodexUsage
 from offload_mcp.config import Paths, ProviderConfig
 from offload_mcp.delegate import patch, retention, workspace
+from offload_mcp.delegate import pool as pooling
 from offload_mcp.delegate.codex_run import FATAL, Attempt, Runner
 from offload_mcp.delegate.patch import Changes
-from offload_mcp.delegate.pool import Pool
 from offload_mcp.delegate.progress import Send, Throttle
 from offload_mcp.delegate.verify import RETRY_CHARS, RETRY_LINES, VerifyResult, run_verify
 from offload_mcp.delegate.workspace import DenyList, Workspace
@@ -276,7 +276,7 @@ async def _delegate(
     pool = (
         None
         if brief.keep_workspace
-        else Pool(folder / "pool", config.pool_per_repo, config.pool_max)
+        else pooling.at(paths.data_dir, config.pool_per_repo, config.pool_max)
     )
     space = await anyio.to_thread.run_sync(
         lambda: workspace.create(

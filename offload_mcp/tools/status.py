@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from mcp.types import ToolAnnotations
 
 from offload_mcp import status as status_report
+from offload_mcp.delegate import pool as pooling
 from offload_mcp.tools.common import tool_errors
 
 if TYPE_CHECKING:
@@ -23,5 +24,7 @@ def register(server: MCPServer, state: AppState) -> None:
     )
     async def status() -> str:
         with tool_errors("status"):
-            report = await status_report.collect(state.dispatcher)
+            delegate = state.dispatcher.settings.delegate
+            pool = pooling.at(state.paths.data_dir, delegate.pool_per_repo, delegate.pool_max)
+            report = await status_report.collect(state.dispatcher, pool=pool)
         return status_report.short_text(report)
