@@ -103,6 +103,16 @@ POSITIVES = [
     ("MRN: {v} admitted", "00482913", "phi"),
     ("export PGPASSWORD='{v}'", "Vq8#pLm2!xRz", "secret"),  # a name written as one word
     ("$ mysql -u root -p{v} prod", "Rq7zK2mP9xW", "secret"),
+    ("define('TWILIO_AUTH_TOKEN', '{v}');", "8560a6eb3f2c41d9b7e0a5c6d8f91b2e", "secret"),
+    (
+        'const AWS_SECRET_ACCESS_KEY: &str = "{v}";',
+        "Jx8Kq2mVn5Lp9Wz3Rt6Yb1Hc4Fd7Gs0Ae2Iu5Oy8",
+        "secret",
+    ),
+    ('db_password: str = "{v}"', "Rq7zK2mP9xW", "secret"),
+    ("smtp_password={v}", "&IkxQ!QIJZ5m1$7wo", "secret"),
+    ("proxy_set_header X-API-Key {v};", "nEma9ZQZ3kLm8Vq2Rt5Yw", "secret"),
+    ("REDIS_URL=redis://:{v}@cache.internal:6379/0", "tundra-quartz-ember76%23", "secret"),
     ("Contact: {v}", "030 901820", "pii"),  # national notations, after a phone label only
     ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
     ("mobile: {v}", "07911 123456", "pii"),
@@ -149,6 +159,12 @@ NEGATIVES = [
     "DATABASE_URL=postgres://postgres:postgres@localhost:5432/app_dev",  # an image's default
     'card_number = "4242424242424242"  # Stripe test card in a key-value field',
     "mobile: 07700 900123 (Ofcom's drama range)",
+    "GITHUB_TOKEN=\nSENTRY_DSN=\nSTRIPE_SECRET_KEY=<STRIPE_SECRET_KEY>\nOPENAI_API_KEY=${OPENAI_API_KEY}",
+    "DATABASE_URL=postgres://app:<password>@localhost:5432/app",
+    'stripe.api_key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"  # Stripe\'s documented key',
+    "146953,eu-west-1,499364881286108508",  # an 18-digit ID that passes Luhn
+    "see http://:8080@host and redis://:@localhost:6379",
+    'fields = ["password", "confirm_password"]',
     "phone: 0123456789, tel: 1234567890",
     "the loop calls 2 times; see 0 1 2 3",
     'headers = {"Authorization": f"Bearer {token}"}',

@@ -16,14 +16,19 @@ from typing import Any
 from offload_mcp.privacy.checks import PLACEHOLDER_RE2, classes, is_placeholder, shannon
 from offload_mcp.privacy.engine import SPACE, Detector, compiled, finditer, spans, unanchored
 from offload_mcp.privacy.findings import Finding
-from offload_mcp.privacy.tables import words
+from offload_mcp.privacy.tables import DOCUMENTED_KEYS, words
 
 _KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
 _KEY = r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*"
+# A declared type between name and value: `password: str =`, `KEY: &str =`, `key: string =`.
+_TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\], ]{0,30}?[ \t]+=(?![=>])"
 # After a key that names a secret: a separator, then a quoted or bare value.
 _ASSIGN = re.compile(
-    r"(\"?'?\]?[ \t]*(?:=>|:=|==|=|:|->|>)\s*|\s+(?:is|was|are|=)\s+(?:set to\s+)?)"
-    r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`<>;,&(){}\[\]\\]+)"
+    r"(\"?'?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|==|=|:|->|>)[ \t]*"
+    r"|[\"'][ \t]*,[ \t]*"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
+    r"|\s+(?:is|was|are|=)\s+(?:set to\s+)?)"
+    r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`"
+    r"|(?:&(?![\w.\-\[\]]+=))?[^\s\"'`<>;,&(){}\[\]\\]+)"
 )
 # A key (a whole run of key characters) and the start of what `_ASSIGN` accepts after it:
 # most keys in code (`token_count`, `keys()`) have none, and skipping them in RE2 saves a
@@ -140,7 +145,7 @@ def _rejected() -> Callable[[bytes], Any]:
 
 def looks_secret(value: str, strict: bool) -> bool:
     """The value has the shape of a secret, not a placeholder, identifier, path or number."""
-    if len(value) < 6:
+    if len(value) < 6 or value in DOCUMENTED_KEYS:
         return False
     if value.isascii():
         if _rejected()(value.encode())[0][0] >= 0:
@@ -218,7 +223,9 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
             continue
         sep = match.group(1).strip().strip("\"'] ")
-        strict = sep == "" or sep.lower() in ("is", "was", "are")
+        if sep == ">" and (text[key_start - 1 : key_start] != "<" or text[end : end + 2] != "</"):
+            continue  # only `<password>value</password>` (`:<password>@host` is a URL template)
+        strict = sep in ("", ",") or sep.lower() in ("is", "was", "are")
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
         if looks_secret(value, strict):
             yield Finding("secret_assignment", "secret", start, end, 0.8)

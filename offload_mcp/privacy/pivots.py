@@ -15,7 +15,7 @@ from offload_mcp.privacy.engine import compiled, unanchored
 
 _LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _SCHEME = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
-_URL_REST = r"://[^\s:/@'\"<>]+:[^\s@/'\"<>]+@[^\s'\"<>`]+"
+_URL_REST = r"://[^\s:/@'\"<>]*:[^\s@/'\"<>]+@[^\s'\"<>`]+"  # `redis://:pass@` has no user
 _TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _DISCORD_REST = r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
 
@@ -48,7 +48,7 @@ def _pivoted(
 
 
 def url_passwords(data: bytes) -> Iterator[tuple[int, int]]:
-    """`[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\\s:/@'"<>]+:[^\\s@/'"<>]+@[^\\s'"<>`]+`."""
+    """`[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\\s:/@'"<>]*:[^\\s@/'"<>]+@[^\\s'"<>`]+`."""
     return _pivoted(data, _URL_REST, _LETTERS, _SCHEME, range(2, 22))
 
 

@@ -13,27 +13,16 @@ from offload_mcp.privacy import assignments, pivots
 from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon, word_bounded
 from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
 from offload_mcp.privacy.findings import Finding
-
-# Published in vendors' docs and tutorials; flagging them blocks documentation work.
-DOCUMENTED = frozenset(
-    {
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi"
-        "aWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-    }
-)
+from offload_mcp.privacy.tables import DOCUMENTED_KEYS
 
 
 def _token(value: str) -> bool:
     """Not a documented example and random enough to be a real credential."""
-    return value not in DOCUMENTED and looks_random(value, min_len=12, min_bits=2.5)
+    return value not in DOCUMENTED_KEYS and looks_random(value, min_len=12, min_bits=2.5)
 
 
 def _aws_id(value: str) -> bool:
-    return value not in DOCUMENTED and not value.endswith("EXAMPLE") and shannon(value) > 2.5
+    return value not in DOCUMENTED_KEYS and not value.endswith("EXAMPLE") and shannon(value) > 2.5
 
 
 def _openai(value: str) -> bool:
@@ -45,6 +34,8 @@ def _openai(value: str) -> bool:
 def _url_password(value: str) -> bool:
     userinfo = value.split("://", 1)[1].rsplit("@", 1)[0]
     user, _, password = userinfo.partition(":")
+    if not user and (len(password) < 6 or password.isdigit()):
+        return False  # `redis://:secret@host`, but not `http://:8080@host`
     # `postgres:postgres@`, `guest:guest@`: an image's default login, not anyone's secret.
     return len(password) >= 3 and password != user and not is_placeholder(password)
 
@@ -140,7 +131,7 @@ RULES: list[Rule] = [
     _rule(
         "api_key_header",
         r"(?i)(?:x-api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-goog-api-key|"
-        r"ocp-apim-subscription-key|x-functions-key|x-apikey)[\"']?\s*[:=,]\s*[\"']?"
+        r"ocp-apim-subscription-key|x-functions-key|x-apikey)[\"']?(?:\s*[:=,]\s*|[ \t]+)[\"']?"
         r"([A-Za-z0-9._~+/=-]{12,})",
         _header_value,
         group=1,
@@ -234,7 +225,11 @@ def _aws_secret_near_id(text: str, data: bytes) -> Iterator[Finding]:
         window = text[key_id.end() : key_id.end() + 300]
         for match in _AWS_SECRET.finditer(window):
             value = match.group()
-            if value not in DOCUMENTED and looks_random(value, 40, 4.0) and classes(value) >= 3:
+            if (
+                value not in DOCUMENTED_KEYS
+                and looks_random(value, 40, 4.0)
+                and classes(value) >= 3
+            ):
                 start = key_id.end() + match.start()
                 yield Finding("aws_secret_access_key", "secret", start, start + 40, 0.9)
                 break
@@ -244,7 +239,7 @@ DETECTORS: list[Detector] = [
     Detector(r"PRIVATE KEY|PuTTY-User-Key-File", _private_keys),
     Detector(r"AccountKey=|SharedAccessKey=|SharedAccessSignature=", _azure),
     Detector(r"(?:AKIA|ASIA)[A-Z0-9]{16}", _aws_secret_near_id),
-    Detector(r"://[^\s:/@]+:[^\s@/]+@", _url_passwords),
+    Detector(r"://[^\s:/@]*:[^\s@/]+@", _url_passwords),
     Detector(r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}", _discord_bot_tokens),
     *assignments.DETECTORS,
 ]

@@ -10,6 +10,18 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+# Published in vendors' docs and tutorials; flagging them blocks documentation work.
+DOCUMENTED_KEYS = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi"
+        "aWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    }
+)
+
 # RFC 2606 / 6761 names and common documentation stand-ins: nobody's mailbox.
 EXAMPLE_DOMAIN = re.compile(
     r"(?:^|\.)(?:example\.(?:com|org|net|edu)|[a-z0-9-]+\.(?:example|test|invalid|localhost|local)"
