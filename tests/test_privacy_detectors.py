@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from offload_mcp.privacy import scan
+from offload_mcp.privacy.checks import is_placeholder
 
 # (container with {v}, value, category); values are random strings in real formats.
 POSITIVES = [
@@ -218,3 +219,25 @@ def test_non_ascii_offsets_are_characters() -> None:
 def test_value_stops_at_next_parameter(text: str) -> None:
     [found] = scan(text)
     assert text[found.start : found.end] == "Zk3mQ9pL2xVb7nR4"
+
+
+@pytest.mark.parametrize(
+    ("value", "stand_in"),
+    [
+        ("fake_key_123", True),
+        ("sk_test_FAKE1234567890", True),
+        ("myFakeToken", True),
+        ("je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY", True),
+        ("TODO_FILL_IN", True),
+        ("sample-token-value", True),
+        # A stand-in word that only happens to sit inside random characters.
+        (
+            "pypi-AgEIcHlwaS5vcmccmmnzspEsW1ErQKI-npTSuu2vBQ5jROYNrGWckd-xQULOZmaQuY-moGKKRcyyuFgQkH8",
+            False,
+        ),
+        ("SG.dZT1PoaWyfEZUmcHFyzSEo.pNu6CbdDXZlmc3oYQjUpyqxXK0todON2e2", False),
+        ("mockingbird99", False),
+    ],
+)
+def test_stand_in_words_count_where_a_word_starts(value: str, stand_in: bool) -> None:
+    assert is_placeholder(value) is stand_in
