@@ -114,6 +114,17 @@ POSITIVES = [
     ("smtp_password={v}", "&IkxQ!QIJZ5m1$7wo", "secret"),
     ("proxy_set_header X-API-Key {v};", "nEma9ZQZ3kLm8Vq2Rt5Yw", "secret"),
     ("REDIS_URL=redis://:{v}@cache.internal:6379/0", "tundra-quartz-ember76%23", "secret"),
+    # Chat: the value on its own lines after "is:", or in a code span after the question.
+    (
+        "the twilio auth token is:\n\n    {v}\n\nThanks",
+        "cb77349ebbe7bac04cebf923b51bdb47",
+        "secret",
+    ),
+    (
+        "> anyone have the smtp password?\n\nSure, use `{v}` for now.",
+        "ember-tundra-falcon92!",
+        "secret",
+    ),
     ("Contact: {v}", "030 901820", "pii"),  # national notations, after a phone label only
     ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
     ("mobile: {v}", "07911 123456", "pii"),
@@ -166,6 +177,12 @@ NEGATIVES = [
     "146953,eu-west-1,499364881286108508",  # an 18-digit ID that passes Luhn
     "see http://:8080@host and redis://:@localhost:6379",
     'fields = ["password", "confirm_password"]',
+    "The token fix landed in `9fceb02d0ae598e95dc970b74767f19372d61af8`.",
+    "If that's your intention, pass `allow_module_level=True` to skip.",
+    "It's passed a :class:`~jinja2.lexer.TokenStream` of the template.",
+    "logger.debug('Unable to decrypt PasswordData', exc_info=True)",
+    "names = ['gss_krb5_lucid_key', 'gss_krb5_rfc1964_keydata']",
+    '"SessionToken": "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW"',
     "phone: 0123456789, tel: 1234567890",
     "the loop calls 2 times; see 0 1 2 3",
     'headers = {"Authorization": f"Bearer {token}"}',

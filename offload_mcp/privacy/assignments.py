@@ -25,8 +25,8 @@ _TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\], ]{0,30}?[ \t]+=(?![=>
 # After a key that names a secret: a separator, then a quoted or bare value.
 _ASSIGN = re.compile(
     r"(\"?'?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|==|=|:|->|>)[ \t]*"
-    r"|[\"'][ \t]*,[ \t]*"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
-    r"|\s+(?:is|was|are|=)\s+(?:set to\s+)?)"
+    r"|[\"'][ \t]*,[ \t]*(?=[\"'])"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
+    r"|\s+(?:is|was|are|=):?\s+(?:set to\s+)?)"  # "the db password is:\n\n    s3cr3t"
     r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`"
     r"|(?:&(?![\w.\-\[\]]+=))?[^\s\"'`<>;,&(){}\[\]\\]+)"
 )
@@ -35,7 +35,7 @@ _ASSIGN = re.compile(
 # Python iteration each. The separator's start holds no key, so no later key is skipped.
 _KEY_ASSIGNED = (
     r"(" + _KEY[4:].join(("(?i:", ")")) + r")"
-    rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|{SPACE}+(?:is|was|are|=){SPACE})"
+    rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|{SPACE}+(?:is|was|are|=):?{SPACE})"
 )
 _ATTRIBUTE = re.compile(
     r"""(?i)(?:key|name)\s*=\s*["']([^"']{2,60})["']\s+value\s*=\s*["']([^"'\n]{1,400})["']"""
@@ -225,13 +225,41 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         sep = match.group(1).strip().strip("\"'] ")
         if sep == ">" and (text[key_start - 1 : key_start] != "<" or text[end : end + 2] != "</"):
             continue  # only `<password>value</password>` (`:<password>@host` is a URL template)
-        strict = sep in ("", ",") or sep.lower() in ("is", "was", "are")
+        strict = sep in ("", ",") or sep.lower().rstrip(":") in ("is", "was", "are")
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
+        if sep == "," and _NAME_LIKE.fullmatch(value):
+            continue  # `['gss_krb5_lucid_key', 'gss_krb5_rfc1964_keydata']`: a list of names
         if looks_secret(value, strict):
             yield Finding("secret_assignment", "secret", start, end, 0.8)
     for match in finditer(_ATTRIBUTE, _ATTRIBUTE_START, text, data):
         if names_secret(match.group(1)) and looks_secret(match.group(2), False):
             yield Finding("secret_assignment", "secret", match.start(2), match.end(2), 0.8)
+    yield from _quoted_after_mention(text, data)
+
+
+# Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
+# then a code span within a few lines that holds nothing but a random-looking value.
+_MENTION = (
+    r"(?i)(?:" + _KEYWORDS + r")[a-z]*\b[^\n`]{0,120}(?:\n[^\n`]{0,120}){0,3}`([^`\s]{16,200})`"
+)
+_DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, not a secret
+
+
+def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
+    for found in spans(compiled(_MENTION), data):
+        start, end = found[1]
+        value = text[start:end]
+        if _DIGEST.fullmatch(value) or _ARGUMENT.match(value) or not looks_secret(value, True):
+            continue
+        words = [w for w in _WORD_RUN.findall(text, found[0][0], start) if w.lower() not in _WEAK]
+        if any(map(names_secret, words, ["", *words])):
+            yield Finding("secret_assignment", "secret", start, end, 0.7)
+
+
+_WORD_RUN = re.compile(r"[A-Za-z0-9_.\-]+")
+_ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$")  # `x=True`, `~a.b.C`
+_NAME_LIKE = re.compile(r"[A-Za-z][a-z0-9]*(?:[-_.][A-Za-z0-9]+)+")
+_WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 
 DETECTORS: list[Detector] = [Detector(r"(?i)" + _KEYWORDS, _assignments)]

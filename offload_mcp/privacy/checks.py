@@ -25,18 +25,31 @@ _PLACEHOLDER_TEMPLATE = r"""(?ix)
       | .*(?:changeme|change[-_]me|your[-_]|my[-_]?secret|insert[-_]|replace[-_]?(?:me|with)|
            not[-_]a[-_]real).* | .*example(?:key)?
       | (?:.*[^a-z0-9])? @WORDS@ (?:(?-i:[^a-z]).*)? | .*(?-i:[a-z0-9] @TITLED@) (?:(?-i:[^a-z]).*)?
+      | .*(?-i: @UPPER@ ).*
       | (?:none|null|nil|true|false|undefined|empty|string|str|bytes|int|secret|password|passwd|
           token|test|testing|foo|bar|baz|qux|admin|root|user|guest|default|required|optional|
           hunter2|letmein|abc123|123456|1234567|12345678|123456789|password1|password123)
     )$
     """
-# A stand-in word inside a value counts where it starts a word (`fake_key`, `sk_test_FAKE1`,
-# `myFakeToken`): anywhere at all, one random 190-character token in a few hundred holds one.
-_WORDS = ("redacted", "example", "sample", "dummy", "placeholder", "fake", "mock", "todo", "fixme")
+# A stand-in word inside a value counts where it starts a word (`fake_key`, `myFakeToken`) or
+# in capitals (`wEXAMPLEtc7`, AWS's docs): in any case anywhere, one random 190-character
+# token in a few hundred would hold one.
+_WORDS = (
+    "redacted",
+    "example",
+    "sample",
+    "dummy",
+    "placeholder",
+    "fake",
+    "mock",
+    "todo",
+    "fixme",
+    "notreal",
+)
 _PLACEHOLDER = re.compile(
-    _PLACEHOLDER_TEMPLATE.replace("@WORDS@", "(?:" + "|".join(_WORDS) + ")").replace(
-        "@TITLED@", "(?:" + "|".join(w.title() + "|" + w.upper() for w in _WORDS) + ")"
-    )
+    _PLACEHOLDER_TEMPLATE.replace("@WORDS@", "(?:" + "|".join(_WORDS) + ")")
+    .replace("@TITLED@", "(?:" + "|".join(w.title() for w in _WORDS) + ")")
+    .replace("@UPPER@", "(?:" + "|".join(w.upper() for w in _WORDS) + ")")
 )
 # The same rule for RE2, which reads an ASCII value once where Python's backtracking tries
 # each `.*word.*` alternative at every position (~35 us for a 150-character token).
