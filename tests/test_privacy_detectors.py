@@ -129,6 +129,9 @@ POSITIVES = [
     ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
     ("mobile: {v}", "07911 123456", "pii"),
     ("reach me at {v}", "4158672391", "pii"),
+    ("You can reach me at {v} during the day.", "8120 3957", "pii"),  # Singapore, no trunk 0
+    ('"phone": "{v}",', "612 35 56 85", "pii"),  # Spain
+    ('"phone": "{v}",', "06 12846543", "pii"),  # the Netherlands
     ("birthday {v}", "1985/03/12", "pii"),
     ("born on the {v}", "12th of March 1985", "pii"),
     ("Address: {v}", "10 Downing Street, London SW1A 2AA", "pii"),
@@ -185,6 +188,7 @@ NEGATIVES = [
     '"SessionToken": "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW"',
     "phone: 0123456789, tel: 1234567890",
     "the loop calls 2 times; see 0 1 2 3",
+    "Call 2024-01-05 at noon; phone 1.5 GB; fax 100 200; call 12345678",
     'headers = {"Authorization": f"Bearer {token}"}',
 ]
 

@@ -94,11 +94,31 @@ def valid_phone(value: str) -> bool:
 
 
 # Regions whose national notation (`020 7946 0958`, `06 12 34 56 78`) a labelled number may use.
-_NATIONAL_REGIONS = ("GB", "DE", "FR", "IT", "ES", "NL", "BE", "CH", "AT", "IE", "AU", "IN", "BR")
+_NATIONAL_REGIONS = (
+    "GB",
+    "DE",
+    "FR",
+    "IT",
+    "ES",
+    "NL",
+    "BE",
+    "CH",
+    "AT",
+    "IE",
+    "AU",
+    "IN",
+    "BR",
+    "JP",
+    "ZA",
+    "MX",
+)
+# Regions whose numbers have no trunk `0` (`612 35 56 85`, `8120 4048`), tried only after NANP.
+_NO_TRUNK_REGIONS = ("ES", "SG", "IT", "PT", "HK")
+_DATE_SHAPED = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _PHONE_LABEL = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp|contact|reach me)\b"
 _NATIONAL = re.compile(
-    r"[:.#]?\s{0,3}(?:(?:me )?(?:at|on) |number |no\.? |is )?"
-    r"(\(?0\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|[2-9]\d{9})(?![\d-])"
+    r"[\"']?[:.#=]?\s{0,3}[\"']?(?:(?:me )?(?:at|on) |number |no\.? |is )?"
+    r"(\(?0\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|[1-9]\d{1,3}(?:[ .-]?\d{2,4}){1,4})(?![\d-])"
 )
 
 
@@ -106,16 +126,21 @@ _NATIONAL = re.compile(
 def _national_phone(value: str) -> bool:
     """A number without its country code: a NANP one, or valid in a region we know."""
     digits = re.sub(r"\D", "", value)
-    if digits[0] != "0":
+    if len(digits) == 10 and digits[0] != "0":
         return _us_phone(digits)
     import phonenumbers
 
-    for region in _NATIONAL_REGIONS:
+    trunk = digits[0] == "0"
+    for region in _NATIONAL_REGIONS if trunk else _NO_TRUNK_REGIONS:
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number):
+        # With a trunk `0` the notation says "a phone number"; without one, only a number
+        # valid in the region's plan counts.
+        if phonenumbers.is_valid_number(number) or (
+            trunk and phonenumbers.is_possible_number(number)
+        ):
             return not _fictional(number)
     return False
 
@@ -124,7 +149,9 @@ def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
     """National notations, which look like any digit run, only right after a phone label."""
     for found in spans(compiled(_PHONE_LABEL), data):
         match = _NATIONAL.match(text, found[0][1])
-        if match is not None and _national_phone(match.group(1)):
+        if match is None or _DATE_SHAPED.fullmatch(match.group(1)):
+            continue
+        if _national_phone(match.group(1)):
             yield Finding("phone", "pii", match.start(1), match.end(1), 0.7)
 
 
