@@ -189,6 +189,8 @@ NEGATIVES = [
     "phone: 0123456789, tel: 1234567890",
     "the loop calls 2 times; see 0 1 2 3",
     "Call 2024-01-05 at noon; phone 1.5 GB; fax 100 200; call 12345678",
+    'const stripe = Stripe("pk_live_51H8x2KJd8sJ2kLmN3oP4qR5sT6uV7wX8yZ9");',
+    'stripe_publishable_key = "pk_test_TYooMQauvdEDq54NiTphI7jx"',
     'headers = {"Authorization": f"Bearer {token}"}',
 ]
 

@@ -71,7 +71,7 @@ _DESCRIPTIVE = words(
     "length column table schema file_path show visible toggle icon error message label "
     "author authority authors authenticated authorize authorized authorization author_name "
     "default example test mock fake dummy sample pairs pair words word budget estimate used "
-    "remaining stream streaming limit limits price cost span spans ranges key_id"
+    "remaining stream streaming limit limits price cost span spans ranges key_id publishable"
 )
 _SPACE = re.compile(r"\s")  # str.isspace's characters, found in C
 _SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -145,7 +145,7 @@ def _rejected() -> Callable[[bytes], Any]:
 
 def looks_secret(value: str, strict: bool) -> bool:
     """The value has the shape of a secret, not a placeholder, identifier, path or number."""
-    if len(value) < 6 or value in DOCUMENTED_KEYS:
+    if len(value) < 6 or value in DOCUMENTED_KEYS or value.startswith(_PUBLIC_PREFIXES):
         return False
     if value.isascii():
         if _rejected()(value.encode())[0][0] >= 0:
@@ -167,6 +167,8 @@ def looks_secret(value: str, strict: bool) -> bool:
     return classes(value) >= 2 and shannon(value) >= 2.0
 
 
+# Keys made to be shipped in web pages: Stripe's publishable keys.
+_PUBLIC_PREFIXES = ("pk_live_", "pk_test_")
 _TRAILING = ".,;:)]}"
 # `token=abc&next=/home`, `Password=abc;Encrypt=True`: a query or connection string goes on.
 _NEXT_PARAMETER = re.compile(r"[&;][\w.\-\[\] ]+=")
