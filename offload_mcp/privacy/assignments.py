@@ -240,25 +240,34 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
 
 
 # Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
-# then a code span within a few lines that holds nothing but a random-looking value.
-_MENTION = (
-    r"(?i)(?:" + _KEYWORDS + r")[a-z]*\b[^\n`]{0,120}(?:\n[^\n`]{0,120}){0,3}`([^`\s]{16,200})`"
-)
+# then a code span within a few lines that holds nothing but a random-looking value. Code
+# spans that long are rare, so they are found first and the words before them read after.
+_CODE_SPAN = r"`([^`\s]{16,200})`"
+_KEY_WORD = re.compile(r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*")
 _DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, not a secret
+_MENTION_LINES = 4  # the value's line and the three before it
 
 
 def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
-    for found in spans(compiled(_MENTION), data):
+    for found in spans(compiled(_CODE_SPAN), data):
         start, end = found[1]
         value = text[start:end]
         if _DIGEST.fullmatch(value) or _ARGUMENT.match(value) or not looks_secret(value, True):
             continue
-        words = [w for w in _WORD_RUN.findall(text, found[0][0], start) if w.lower() not in _WEAK]
-        if any(map(names_secret, words, ["", *words])):
+        head = start - 1  # the opening backtick
+        line = head
+        for _ in range(_MENTION_LINES):
+            line = text.rfind("\n", 0, line) if line > 0 else -1
+        # Words inside an earlier code span (`API_TOKEN`) name a variable, not this value.
+        first = max(line + 1, text.rfind("`", 0, head) + 1, head - 480)
+        if any(
+            names_secret(key.group(), _word_before(text, key.start()))
+            for key in _KEY_WORD.finditer(text, first, start - 1)
+            if key.group().lower() not in _WEAK
+        ):
             yield Finding("secret_assignment", "secret", start, end, 0.7)
 
 
-_WORD_RUN = re.compile(r"[A-Za-z0-9_.\-]+")
 _ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$")  # `x=True`, `~a.b.C`
 _NAME_LIKE = re.compile(r"[A-Za-z][a-z0-9]*(?:[-_.][A-Za-z0-9]+)+")
 _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
