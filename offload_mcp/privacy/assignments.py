@@ -21,7 +21,7 @@ from offload_mcp.privacy.tables import DOCUMENTED_KEYS, words
 _KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
 _KEY = r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*"
 # A declared type between name and value: `password: str =`, `KEY: &str =`, `key: string =`.
-_TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\], ]{0,30}?[ \t]+=(?![=>])"
+_TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\]]*[ \t]+=(?![=>])"
 # After a key that names a secret: a separator, then a quoted or bare value.
 _ASSIGN = re.compile(
     r"(\"?'?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|==|=|:|->|>)[ \t]*"

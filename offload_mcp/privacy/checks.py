@@ -15,7 +15,8 @@ _TOKEN = _WORD | frozenset("-+/=.")
 
 # Values that stand for a secret without being one: references, templates, masks, docs.
 # Flagging them blocks useful work (a README, a config template) for nothing.
-_PLACEHOLDER_TEMPLATE = r"""(?ix)
+_PLACEHOLDER = re.compile(
+    r"""(?ix)
     ^(?:
         \$\{?[\w.:-]+\}? | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*> | \[[^\[\]]*\]
       | \*{3,}.* | .*\*{4,}.* | .*(?-i:123456789|abcdefgh|ABCDEFGH).*
@@ -24,13 +25,12 @@ _PLACEHOLDER_TEMPLATE = r"""(?ix)
           data\.|module\.|secrets\.|vault:|ssm:|arn:aws:|!Ref|!Sub|\#\{|ref\+).*
       | .*(?:changeme|change[-_]me|your[-_]|my[-_]?secret|insert[-_]|replace[-_]?(?:me|with)|
            not[-_]a[-_]real).* | .*example(?:key)?
-      | (?:.*[^a-z0-9])? @WORDS@ (?:(?-i:[^a-z]).*)? | .*(?-i:[a-z0-9] @TITLED@) (?:(?-i:[^a-z]).*)?
-      | .*(?-i: @UPPER@ ).*
       | (?:none|null|nil|true|false|undefined|empty|string|str|bytes|int|secret|password|passwd|
           token|test|testing|foo|bar|baz|qux|admin|root|user|guest|default|required|optional|
           hunter2|letmein|abc123|123456|1234567|12345678|123456789|password1|password123)
     )$
     """
+)
 # A stand-in word inside a value counts where it starts a word (`fake_key`, `myFakeToken`) or
 # in capitals (`wEXAMPLEtc7`, AWS's docs): in any case anywhere, one random 190-character
 # token in a few hundred would hold one.
@@ -46,14 +46,17 @@ _WORDS = (
     "fixme",
     "notreal",
 )
-_PLACEHOLDER = re.compile(
-    _PLACEHOLDER_TEMPLATE.replace("@WORDS@", "(?:" + "|".join(_WORDS) + ")")
-    .replace("@TITLED@", "(?:" + "|".join(w.title() for w in _WORDS) + ")")
-    .replace("@UPPER@", "(?:" + "|".join(w.upper() for w in _WORDS) + ")")
+_STAND_IN = re.compile(
+    r"(?i:(?:^|[^a-z0-9])(?:" + "|".join(_WORDS) + r"))(?:$|(?-i:[^a-z]))"
+    r"|(?-i:[a-z0-9](?:" + "|".join(w.title() for w in _WORDS) + r"))(?:$|(?-i:[^a-z]))"
+    r"|(?-i:" + "|".join(w.upper() for w in _WORDS) + ")"
 )
-# The same rule for RE2, which reads an ASCII value once where Python's backtracking tries
-# each `.*word.*` alternative at every position (~35 us for a 150-character token).
-PLACEHOLDER_RE2 = re.sub(r"\s+", "", _PLACEHOLDER.pattern).replace("(?ix)", "(?i)", 1)
+# Both rules as one RE2 search, which reads an ASCII value once where Python's backtracking
+# tries each `.*word.*` alternative at every position (~35 us for a 150-character token).
+PLACEHOLDER_RE2 = (
+    "(?:" + re.sub(r"\s+", "", _PLACEHOLDER.pattern).replace("(?ix)", "(?i)", 1) + ")"
+    f"|(?:{_STAND_IN.pattern})"
+)
 
 
 @functools.cache
@@ -90,7 +93,7 @@ def is_placeholder(value: str) -> bool:
     """True for references, templates, masks and documentation stand-ins."""
     value = value.strip()
     if not value.isascii():  # Python's `\w` and case folding cover more than ASCII
-        return bool(_PLACEHOLDER.match(value))
+        return bool(_PLACEHOLDER.match(value) or _STAND_IN.search(value))
     start: int = _placeholder_re2()(value.encode())[0][0]
     return start >= 0
 
