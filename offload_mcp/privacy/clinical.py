@@ -42,7 +42,7 @@ _NARRATIVE = (
 _MRN = (
     r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
     r"account (?:no\.?|number|#)|acct ?#?|member id|subscriber id|policy (?:no\.?|number|#)|"
-    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)\s*[:#=]?\s*#?\s*"
+    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)[\"']?\s*[:#=>]?\s*[\"']?#?\s*"
     r"([A-Z0-9][A-Z0-9-]{4,19})\b"
 )
 _DOB = re.compile(DOB[4:], re.I)
@@ -53,6 +53,99 @@ _DOB_START = (
     r"|fecha de nac[i?]m[i?]ento"
 )
 _NOT_NAMES = words("The This That Patient Name Date Unknown None Doe Test Sample")
+# A name right before its record number or birth date (`labs back on Jamal Weber, MRN: ...`,
+# `bed 12, Arjun Ostrowski (MRN 69188616)`): the identifier says whose record it is.
+_TAGGED = (
+    rf"({_WORD}(?: (?:[A-Z]\.|{_WORD})){{1,2}}|{_WORD}, {_WORD}),? ?[(\[-]? ?"
+    r"(?:(?i:mrn|mr ?#|medical record(?: number| no\.?)?|chart ?#)[\s:#=]*[A-Za-z]{0,3}\d{4}"
+    r"|(dob|DOB|D\.O\.B\.?|born(?: on)?)[\s:=]*\d)"
+)
+_TAGGED_SKIP = words("Patient Pt Re Bed Room Labs Update On For Dr Mr Mrs Ms Name")
+
+
+def _tagged(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
+    """Names followed by an MRN anywhere, or by a birth date in clinical text."""
+    for match in spans(compiled(_TAGGED), data):
+        if match[2][0] >= 0 and not clinical:
+            continue
+        start, end = match[1]
+        parts = text[start:end].split(" ")
+        while len(parts) > 1 and parts[0].rstrip(",.") in _TAGGED_SKIP:
+            start += len(parts.pop(0)) + 1
+        if len(parts) > 1 and parts[0] not in _NOT_NAMES and not is_placeholder(text[start:end]):
+            yield Finding("patient_name", "phi", start, end, 0.75)
+
+
+# A person's object in JSON or YAML: `"patient": {"name": ...}`, `subscriber:\n  name: ...`.
+_PERSON_KEY = (
+    r"(?i)[\"']?\b(patient|member|subscriber|beneficiary|insured|guarantor|policy_?holder)"
+    r"[\"']?[ \t]*:[ \t]*(\{|\r?\n)"
+)
+_PERSON_NAME = re.compile(
+    r"[\"']?(?:name|full_?name|first_?name|last_?name|given_?name|family_?name|surname|"
+    r"display_?name)[\"']?[ \t]*:[ \t]*[\"']?([^\W\d_][^\"'\n,{}\[\]]*?)[\"']?[ \t]*"
+    r"(?:,|\r?$|\})",
+    re.M | re.I,
+)
+
+
+def _people(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
+    """Names inside a patient's object; a member's or subscriber's only in clinical text."""
+    for match in spans(compiled(_PERSON_KEY), data):
+        key = text[match[1][0] : match[1][1]].lower()
+        if key != "patient" and not clinical:
+            continue
+        start = match[2][1]
+        end = _closing(text, match[2][0]) if text[match[2][0]] == "{" else _block(text, match)
+        for name in _PERSON_NAME.finditer(text, start, end):
+            value = name.group(1).strip()
+            if value[:1].isupper() and value.split()[0] not in _NOT_NAMES:
+                first = name.start(1)
+                if not is_placeholder(value):
+                    yield Finding("patient_name", "phi", first, first + len(value), 0.8)
+
+
+def _block(text: str, key: list[tuple[int, int]]) -> int:
+    """Where a YAML mapping under `key:` ends: the first line indented no deeper than it."""
+    line_start = text.rfind("\n", 0, key[0][0]) + 1
+    lead = text[line_start : key[0][0]]
+    indent = len(lead) - len(lead.lstrip(" \t")) if lead.strip() else len(lead)
+    position = key[2][1]
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
+        if line.strip() and len(line) - len(line.lstrip(" \t")) <= indent:
+            return position
+        position = end + 1
+    return len(text)
+
+
+def _closing(text: str, opening: int) -> int:
+    """Where the JSON bracket at `opening` closes (strings skipped), or the text's end."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text, opening):
+        char = token.group()[0]
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]')
+
+
+def clinical_text(data: bytes) -> bool:
+    """Two different clinical terms: the text is about someone's health."""
+    terms: set[bytes] = set()
+    for match in spans(compiled(_CLINICAL), data):
+        terms.add(data[match[0][0] : match[0][1]].lower())
+        if len(terms) >= 2:
+            return True
+    return False
 
 
 def _names(text: str, data: bytes) -> Iterator[Finding]:
@@ -83,8 +176,10 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
         start, end = found[1]
         if sum(c.isdigit() for c in text[start:end]) >= 4:
             yield Finding("medical_record_number", "phi", start, end, 0.85)
-    terms = {data[m[0][0] : m[0][1]].lower() for m in spans(compiled(_CLINICAL), data)}
-    if len(terms) < 2:
+    clinical = clinical_text(data)
+    yield from _tagged(text, data, clinical)
+    yield from _people(text, data, clinical)
+    if not clinical:
         return
     yield from _names(text, data)
     for match in finditer(_DOB, _DOB_START, text, data):
@@ -165,14 +260,35 @@ def _fhir(text: str, data: bytes) -> Iterator[Finding]:
         group = next(g for g in (1, 3, 4) if match.group(g) is not None)
         yield Finding(kind, "phi", match.start(group), match.end(group), 0.85)
     for array in _FHIR_ARRAYS.finditer(text):
-        end = text.find("]", array.end())
-        end = len(text) if end < 0 else end
+        end = _closing(text, array.end() - 1)
         for value in _FHIR_VALUE.finditer(text, array.end(), end):
             yield Finding("identifier", "phi", value.start(1), value.end(1), 0.85)
 
 
+# Tables of patients that `pii`'s table detector (triggered by phone, dob, ...) may not see.
+_TABLE = (
+    r"(?i)mrn|patient|medical_record|icd|diagnos|encounter|result|first_?name|last_?name|surname"
+)
+
+
+def _tables(text: str, data: bytes) -> Iterator[Finding]:
+    """Clinical tables without a personal column `pii` triggers on; the rest it reads itself."""
+    from offload_mcp.privacy import pii, tabular
+
+    for detector in pii.DETECTORS:
+        if detector.run is tabular.tabular_findings and spans_any(detector.trigger, data):
+            return
+    yield from tabular.tabular_findings(text, data)
+
+
+def spans_any(pattern: str, data: bytes) -> bool:
+    """Whether an RE2 `pattern` matches anywhere in `data`."""
+    return next(spans(compiled(pattern), data), None) is not None
+
+
 DETECTORS: list[Detector] = [
     Detector(_CLINICAL, _clinical),
+    Detector(_TABLE, _tables),
     Detector(r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|", _hl7),
     Detector(r"\"resourceType\"\s*:", _fhir),
 ]

@@ -1,25 +1,33 @@
 """Personal fields known by their column or key name: CSV headers, SQL inserts, `key: value`.
 
 A bare `4158675309` or `1984-03-12` is only personal data because of the column it sits in;
-the pattern rules cannot see that, so this reads the header and flags the column.
+the pattern rules cannot see that, so this reads the header and flags the column. A name
+column is health data only in a table of patients (record numbers, diagnoses, lab results).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
 from offload_mcp.privacy.engine import SPACE, compiled, finditer, spans
 from offload_mcp.privacy.findings import Category, Finding
+from offload_mcp.privacy.tables import words
 
 # column name -> (kind, what its value must look like)
 _COLUMNS: dict[str, tuple[str, re.Pattern[str]]] = {}
 _DIGITS = re.compile(r"\+?[\d ().-]{7,20}")
 _DATE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|\w+ \d{1,2},? \d{4}"
+    r"|\d{1,2} \w+ \d{4}"
 )
 _ANY = re.compile(r"[^\s].{3,}")
+# A person's name as a cell holds it: `Jamal Weber`, `Holloway, Jamal`, `O'Neil`, `José`.
+_PERSON = re.compile(
+    r"[^\W\d_][^\W\d_'.-]*(?:['.-][^\W\d_]+)*\.?(?:,? [^\W\d_]+(?:['.-][^\W\d_]+)*\.?){0,4}"
+)
 for names, kind, shape in (
     ("phone phone_number phonenumber mobile cell telephone tel contact_phone", "phone", _DIGITS),
     (
@@ -27,16 +35,41 @@ for names, kind, shape in (
         "ssn",
         re.compile(r"\d{3}-?\d{2}-?\d{4}"),
     ),
-    ("dob date_of_birth birth_date birthdate birthday", "date_of_birth", _DATE),
+    ("dob date_of_birth birth_date birthdate birthday patient_dob", "date_of_birth", _DATE),
     ("card card_number cc_number credit_card creditcard pan", "payment_card", _DIGITS),
     ("address street street_address address1 address_line1 home_address", "street_address", _ANY),
-    ("mrn medical_record_number patient_id patientid chart_number", "mrn", re.compile(r"\w{4,}")),
+    (
+        "mrn medical_record_number medical_record mrn_number patient_id patientid patient_number "
+        "chart_number",
+        "mrn",
+        re.compile(r"\w{4,}"),
+    ),
+    (
+        "patient_name patient pt_name patient_full_name patient_first patient_last "
+        "patient_first_name patient_last_name patient_given_name patient_family_name "
+        "first_name last_name firstname lastname fname lname middle_name full_name fullname "
+        "given_name family_name surname name member_name subscriber_name insured_name "
+        "beneficiary_name guarantor_name",
+        "patient_name",
+        _PERSON,
+    ),
 ):
     for name in names.split():
         _COLUMNS[name] = (kind, shape)
 
-_PHI_KINDS = frozenset({"mrn"})
-_HEADER = r"(?m)^[ \t]*\"?[A-Za-z_][\w ]*\"?(?:[ \t]*[,;\t|][ \t]*\"?[A-Za-z_][\w ]*\"?)+[ \t]*\r?$"
+# Words in column names that make a table clinical: a name in it is a patient's.
+_CLINICAL_WORDS = words(
+    "mrn icd icd9 icd10 diagnosis diagnoses dx medication medications meds drug rx prescription "
+    "encounter admission admit discharge procedure cpt allergy allergies condition loinc snomed "
+    "hba1c a1c vitals ward npi"
+)
+_LAB_WORDS = words("test result results units lab labs specimen flag")
+_NOT_NAMES = words("test sample unknown none null n/a na anonymous redacted")
+_HEADER = (
+    r"(?m)^[ \t]*\|?[ \t]*\"?[A-Za-z_][\w ]*\"?(?:[ \t]*[,;\t|][ \t]*\"?[A-Za-z_][\w ]*\"?)+"
+    r"[ \t]*\|?[ \t]*\r?$"
+)
+_RULE = re.compile(r"[ \t]*\|?[ \t:|-]*-{3}[ \t:|-]*\r?$", re.M)
 _INSERT = re.compile(r"(?is)insert\s+into\s+[\w.\"`\[\]]+\s*\(([^)]*)\)\s*values\s*")
 # Where an `_INSERT` may start (`?`: the dotless i and long s Python's case folding allows).
 _INSERT_START = rf"(?i)[i?]n[s?]ert{SPACE}+[i?]nto"
@@ -44,7 +77,7 @@ _ROW = re.compile(r"\(((?:'(?:[^']|'')*'|[^()'])*)\)")
 _CELL = re.compile(r"\s*('(?:[^']|'')*'|[^,]*)\s*(?:,|$)")
 _FIELD = (
     r"(?i)\b(phone(?:_?number)?|mobile|cell|ssn|social_security(?:_number)?|card_number|"
-    r"cc_number|mrn|medical_record_number)[\"']?\s*[:=]\s*[\"']?([+\d][\d ().-]{6,20}\d)"
+    r"cc_number|mrn|medical_record_number)[\"']?\s*[:=]\s*[\"']?([+(\d][\d ().-]{6,20}\d)"
 )
 
 
@@ -52,15 +85,20 @@ def _normal(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().strip("\"'`[]").lower()).strip("_")
 
 
-def _finding(kind: str, start: int, end: int) -> Finding:
-    category: Category = "phi" if kind in _PHI_KINDS else "pii"
+def _finding(kind: str, start: int, end: int, clinical: bool = False) -> Finding:
+    phi = kind in ("mrn", "patient_name") or (clinical and kind == "date_of_birth")
+    category: Category = "phi" if phi else "pii"
     return Finding(kind, category, start, end, 0.75)
 
 
-def _cell_ok(value: str, shape: re.Pattern[str]) -> bool:
+def _cell_ok(value: str, shape: re.Pattern[str], kind: str = "") -> bool:
     if not value or is_placeholder(value) or not shape.fullmatch(value):
         return False
-    return shape is not _DIGITS or _phone_or_card(value)
+    if shape is _PERSON:
+        return value[0].isupper() and value.split()[0].strip(",.").lower() not in _NOT_NAMES
+    if shape is not _DIGITS:
+        return True
+    return _phone_or_card(value) or (kind == "phone" and column_phone(value))
 
 
 def _phone_or_card(value: str) -> bool:
@@ -73,44 +111,171 @@ def _phone_or_card(value: str) -> bool:
     return valid_phone(value) or card
 
 
+# Regions whose national notation a phone column may hold; any fits, the column says "phone".
+_REGIONS = (
+    "GB",
+    "DE",
+    "FR",
+    "IT",
+    "ES",
+    "NL",
+    "BE",
+    "CH",
+    "AT",
+    "IE",
+    "AU",
+    "NZ",
+    "IN",
+    "JP",
+    "SG",
+    "HK",
+    "ZA",
+    "MX",
+    "BR",
+    "SE",
+    "NO",
+    "DK",
+    "PL",
+    "PT",
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def column_phone(value: str) -> bool:
+    """A number without its country code, valid in one of `_REGIONS` (in a phone column only).
+
+    The column name says what the value is, so a national notation (`090-1156-5793`,
+    `(02) 1264 1108`, `8120 4048`) counts; fiction's 555 numbers and date-like runs do not.
+    """
+    digits = re.sub(r"\D", "", value)
+    if not 7 <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE.fullmatch(value):
+        return False
+    nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    if digits.startswith("555") or (len(nanp) == 10 and "555" in (nanp[:3], nanp[3:6])):
+        return False
+    import phonenumbers
+
+    from offload_mcp.privacy.pii import _fictional
+
+    for region in _REGIONS:  # GB first: its drama ranges are fiction whatever DE says
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if _fictional(number):
+            return False
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+@functools.cache
+def _cell_pattern(sep: str) -> re.Pattern[str]:
+    """A cell up to `sep`: quoted (`"Holloway, Jamal"`, `""` escapes a quote) or bare."""
+    blank = "[ ]*" if sep == "\t" else "[ \t]*"
+    s = re.escape(sep)
+    return re.compile(rf'{blank}(?:"((?:[^"]|"")*)"{blank}(?:{s}|$)|([^{s}]*)(?:{s}|$))')
+
+
+def cells(line: str, sep: str) -> list[tuple[int, int]]:
+    """Each cell's value span in `line` (quotes and surrounding blanks left out)."""
+    pattern = _cell_pattern(sep)
+    found: list[tuple[int, int]] = []
+    position = 0
+    while True:
+        match = pattern.match(line, position)
+        if match is None:  # never: a bare cell matches anything up to `sep`
+            return found
+        group = 1 if match.group(1) is not None else 2
+        start, end = match.span(group)
+        while start < end and line[start] in " \t":
+            start += 1
+        while end > start and line[end - 1] in " \t":
+            end -= 1
+        found.append((start, end))
+        if match.end() == match.end(group) or line[match.end() - 1] != sep:
+            return found
+        position = match.end()
+
+
+def _clinical_table(columns: list[str], text: str, data: bytes) -> bool:
+    """A table of patients: record numbers, clinical columns or clinical text around it."""
+    words = {word for column in columns for word in column.split("_")}
+    if words & _CLINICAL_WORDS or any(_COLUMNS.get(c, ("",))[0] == "mrn" for c in columns):
+        return True
+    if len(words & _LAB_WORDS) >= 2:
+        return True
+    from offload_mcp.privacy.clinical import clinical_text
+
+    return clinical_text(data)
+
+
+def _wanted(
+    columns: list[str], text: str, data: bytes
+) -> tuple[dict[int, tuple[str, re.Pattern[str]]], bool]:
+    """The personal columns by index, and whether the table is clinical (names count then)."""
+    wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
+    if not wanted:
+        return wanted, False
+    clinical = _clinical_table(columns, text, data)
+    if not clinical:
+        wanted = {i: w for i, w in wanted.items() if w[0] != "patient_name"}
+    return wanted, clinical
+
+
+def _unpiped(line: str, start: int) -> tuple[str, int]:
+    """A markdown row without its outer pipes, and where what is left starts."""
+    stripped = line.rstrip(" \t\r")
+    if stripped.lstrip(" \t").startswith("|"):
+        start += line.index("|") + 1
+        stripped = stripped[line.index("|") + 1 :]
+        if stripped.endswith("|"):
+            stripped = stripped[:-1]
+        return stripped, start
+    return line, start
+
+
 def _csv(text: str, data: bytes) -> Iterator[Finding]:
     for header in spans(compiled(_HEADER), data):
         header_end = header[0][1]
-        line = text[header[0][0] : header_end].strip()
+        line, _ = _unpiped(text[header[0][0] : header_end], 0)
+        line = line.strip()
         sep = max(",;\t|", key=line.count)
         columns = [_normal(c) for c in line.split(sep)]
-        wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
+        wanted, clinical = _wanted(columns, text, data)
         if not wanted:
             continue
         position = header_end + 1
+        rule = _RULE.match(text, position)
+        if rule is not None and "|" in text[header[0][0] : header_end]:
+            position = rule.end() + 1
         while position < len(text):
             end = text.find("\n", position)
             end = len(text) if end < 0 else end
-            cells = text[position:end].split(sep)
-            if len(cells) != len(columns):
+            row, offset = _unpiped(text[position:end].rstrip("\r"), position)
+            found = cells(row, sep)
+            if len(found) != len(columns):
                 break
-            offset = position
-            for index, cell in enumerate(cells):
-                value = cell.strip().strip('"')
-                if index in wanted and _cell_ok(value, wanted[index][1]):
-                    start = text.index(value, offset)
-                    yield _finding(wanted[index][0], start, start + len(value))
-                offset += len(cell) + 1
+            for index, (start, stop) in enumerate(found):
+                if index in wanted and _cell_ok(
+                    row[start:stop], wanted[index][1], wanted[index][0]
+                ):
+                    yield _finding(wanted[index][0], offset + start, offset + stop, clinical)
             position = end + 1
 
 
 def _sql(text: str, data: bytes) -> Iterator[Finding]:
     for insert in finditer(_INSERT, _INSERT_START, text, data):
         columns = [_normal(c) for c in insert.group(1).split(",")]
-        wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
+        wanted, clinical = _wanted(columns, text, data)
         position = insert.end()
         while wanted and (row := _ROW.match(text, position)) is not None:
             cells = [(m.group(1), m.start(1)) for m in _CELL.finditer(row.group(1)) if m.group()]
             for index, (cell, offset) in enumerate(cells):
                 value = cell.strip().strip("'")
-                if index in wanted and _cell_ok(value, wanted[index][1]):
+                if index in wanted and _cell_ok(value, wanted[index][1], wanted[index][0]):
                     start = row.start(1) + offset + cell.index(value)
-                    yield _finding(wanted[index][0], start, start + len(value))
+                    yield _finding(wanted[index][0], start, start + len(value), clinical)
             position = row.end()
             while position < len(text) and text[position] in ", \n\t\r":
                 position += 1
@@ -121,7 +286,7 @@ def _fields(text: str, data: bytes) -> Iterator[Finding]:
         name = _normal(text[match[1][0] : match[1][1]])
         kind, shape = _COLUMNS.get(name, ("phone", _DIGITS))
         start, end = match[2]
-        if _cell_ok(text[start:end], shape):
+        if _cell_ok(text[start:end], shape, kind):
             yield _finding(kind, start, end)
 
 

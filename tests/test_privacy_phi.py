@@ -1,0 +1,225 @@
+"""Health data in tables, JSON/YAML objects, FHIR identifiers and clinician chat.
+
+Each case plants values in the format a real packet holds them; a value counts as found only
+when one finding covers all of it. The negatives are the same containers without a patient.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from offload_mcp.privacy import scan
+from offload_mcp.privacy.tabular import cells, column_phone
+
+
+def _covered(text: str, value: str, category: str | None = None) -> bool:
+    start = text.index(value)
+    end = start + len(value)
+    return any(
+        f.start <= start and f.end >= end and (category is None or f.category == category)
+        for f in scan(text)
+    )
+
+
+def _kinds(text: str) -> set[str]:
+    return {f.kind for f in scan(text)}
+
+
+LAB_CSV = (
+    "mrn,patient_name,dob,test,result,units,flag\n"
+    '56578408,"Holloway, Jamal",1939-11-10,HbA1c,9.8,%,H\n'
+    'MR430367,"Achterberg, Hannah",2003-06-26,HbA1c,7.1,%,H\n'
+    'H87882065,"O\'Neil, José",1997-11-25,HbA1c,10.9,%,H\r\n'
+)
+
+
+@pytest.mark.parametrize(
+    "value", ["56578408", "MR430367", "H87882065", "Holloway, Jamal", "O'Neil, José"]
+)
+def test_lab_csv_with_quoted_cells(value: str) -> None:
+    assert _covered(LAB_CSV, value, "phi")
+
+
+def test_lab_csv_dob_is_phi() -> None:
+    assert _covered(LAB_CSV, "1939-11-10", "phi")
+    assert _covered(LAB_CSV, "2003-06-26", "phi")
+
+
+def test_quoted_cells_keep_offsets() -> None:
+    line = 'a, "b, ""c""" ,\t,d'
+    assert [line[s:e] for s, e in cells(line, ",")] == ["a", 'b, ""c""', "", "d"]
+    tsv = "x\t y\t"
+    assert [tsv[s:e] for s, e in cells(tsv, "\t")] == ["x", "y", ""]
+    line = '"open, never closed'
+    assert [line[s:e] for s, e in cells(line, ",")] == ['"open', "never closed"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mrn\tpatient_first\tpatient_last\n4013569\tHenrik\tHughes\n",
+        "chart_number;first_name;last_name\nH5191003;Henrik;Hughes\n",
+        "first_name,last_name,icd10\nHenrik,Hughes,E11.9\n",
+        "name,test,result\nHenrik Hughes,potassium,5.9\n",
+        "| patient | dob | diagnosis |\n|---|---|---|\n| Henrik Hughes | 1997-11-25 | E11.9 |\n",
+        "INSERT INTO encounters (mrn, patient_first, patient_last, birth_date, icd10) VALUES\n"
+        "  ('003173123', 'Henrik', 'Hughes', '1991-06-26', 'J18.9');\n",
+    ],
+)
+def test_clinical_tables_flag_patient_names(text: str) -> None:
+    assert _covered(text, "Hughes", "phi")
+
+
+def test_name_table_inside_clinical_text() -> None:
+    text = (
+        "Discharge list for the oncology ward, diagnosis codes attached.\n\n"
+        "full_name,room\nHenrik Hughes,412\n"
+    )
+    assert _covered(text, "Henrik Hughes", "phi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id,name,email\n1,Henrik Hughes,henrik@contoso-labs.com\n",
+        "| name | dob |\n|---|---|\n| Henrik Hughes | 1997-11-25 |\n",
+        "INSERT INTO users (id, first_name, last_name, phone) VALUES\n"
+        "  (1, 'Henrik', 'Hughes', '415-867-5309');\n",
+        "name,test,result\ntest_login,unit,pass\nTest User,e2e,fail\n",
+        "mrn,name\nH5191003,Unknown\n",
+    ],
+)
+def test_names_outside_patient_tables_are_not_phi(text: str) -> None:
+    assert not any(f.kind == "patient_name" for f in scan(text))
+
+
+def test_markdown_table_dob_is_personal_data() -> None:
+    text = "| name | dob |\n|---|---|\n| Tariq Whitfield | 2 Aug 1948 |\n"
+    assert _covered(text, "2 Aug 1948", "pii")
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ('{"mrn": "5691457", "status": "active"}', "5691457"),
+        ("{'mrn': 'H51910033'}", "H51910033"),
+        ("mrn: 'MR430367'\n", "MR430367"),
+        ('<field name="MRN">H87882065</field>', "H87882065"),
+    ],
+)
+def test_mrn_after_quotes(text: str, value: str) -> None:
+    assert _covered(text, value, "phi")
+
+
+CLAIM = """{
+  "claim_id": "CLM87221364",
+  "patient": {
+    "name": "Dmitri Johansson",
+    "dob": "1967-12-19",
+    "mrn": "5691457"
+  },
+  "provider": {"name": "Mercy Clinic"},
+  "diagnosis_codes": ["J44.1"]
+}
+"""
+
+
+def test_json_patient_object() -> None:
+    assert _covered(CLAIM, "Dmitri Johansson", "phi")
+    assert _covered(CLAIM, "1967-12-19", "phi")
+    assert not _covered(CLAIM, "Mercy Clinic")
+
+
+def test_yaml_subscriber_block_in_claim() -> None:
+    text = (
+        "claim: CLM-2025-11873\ndiagnosis: E11.9\nsubscriber:\n  name: Rosa Gallagher\n"
+        "  member_id: W123456789\nprovider:\n  name: Northside Clinic\n"
+    )
+    assert _covered(text, "Rosa Gallagher", "phi")
+
+
+def test_member_objects_outside_health_data_are_clean() -> None:
+    text = '{"team": "infra", "member": {"name": "Rosa Gallagher", "role": "owner"}}\n'
+    assert "patient_name" not in _kinds(text)
+
+
+FHIR = """{
+  "resourceType": "Patient",
+  "identifier": [
+    {
+      "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                           "code": "MR"}]},
+      "system": "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14",
+      "value": "H21389060"
+    }
+  ],
+  "name": [{"family": "Mbeki", "given": ["Amara"]}],
+  "gender": "female"
+}
+"""
+
+
+def test_fhir_identifier_after_nested_coding() -> None:
+    assert _covered(FHIR, "H21389060", "phi")
+    assert not _covered(FHIR, "female")
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        (
+            "Dr. Patel - labs back on Jamal Weber, MRN: H87882065. K 5.9, repeating.\n",
+            "Jamal Weber",
+        ),
+        (
+            "[07:55] rn.kelly: bed 12, Arjun Ostrowski (MRN 69188616) spiking to 39.2\n",
+            "Arjun Ostrowski",
+        ),
+        ("pt Weber, Jamal - MRN 4013569 needs a K recheck\n", "Weber, Jamal"),
+        (
+            "Seen for diabetes, on metformin per Rx: Mei Blackwood DOB 03/04/1950, A1c 7.2\n",
+            "Mei Blackwood",
+        ),
+    ],
+)
+def test_clinician_chat_name_before_identifier(text: str, name: str) -> None:
+    assert _covered(text, name, "phi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "## Lookup By MRN\n\nSearch By MRN returns one record.\n",
+        "Customer verification: Jamal Weber DOB 1984-03-12, tier gold\n",
+    ],
+)
+def test_names_near_identifier_words_without_a_patient(text: str) -> None:
+    assert not any(f.category == "phi" and f.kind == "patient_name" for f in scan(text))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "090-1156-5793",
+        "(02) 1264 1108",
+        "06 12 23 34 14",
+        "074173 90263",
+        "8120 4048",
+        "010 160 2696",
+        "612 35 56 85",
+    ],
+)
+def test_national_phones_in_phone_columns(value: str) -> None:
+    csv = f"id,name,phone\n1,Henrik Hughes,{value}\n2,Rosa Gallagher,415-867-5309\n"
+    sql = f"INSERT INTO users (id, email, phone) VALUES (1, 'h@contoso-labs.com', '{value}');\n"
+    json = f'{{"name": "Henrik Hughes", "phone": "{value}"}}\n'
+    for text in (csv, sql, json):
+        assert _covered(text, value, "pii"), text
+
+
+@pytest.mark.parametrize(
+    "value", ["555-0100", "202-555-0143", "07700 900123", "000-000-0000", "2024-01-15", "N/A"]
+)
+def test_fictional_or_not_phones_in_phone_columns(value: str) -> None:
+    assert not column_phone(value)
+    assert not _covered(f"id,phone\n1,{value}\n", value)
