@@ -42,3 +42,21 @@ def test_clean_and_binary_exit_0_missing_exit_2(tmp_path: Path) -> None:
 def test_stdin(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["scan", "-"], input="mail maria.gonzalez84@gmail.com\n")
     assert result.exit_code == 1 and "<stdin>:1: email (pii)" in result.output
+
+
+def test_pre_commit_hook_runs_scan_on_the_staged_files(tmp_path: Path) -> None:
+    import tomllib
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    (hook,) = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
+    assert {"id", "name", "entry", "language"} <= hook.keys()
+    command, *args = hook["entry"].split()
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[command] == "offload_mcp.cli:cli"
+    clean, dirty = tmp_path / "app.py", tmp_path / "settings.py"
+    clean.write_text("DEBUG = True\n")
+    dirty.write_text(f"GITHUB = '{TOKEN}'\n")
+    assert CliRunner().invoke(cli, [*args, str(clean)]).exit_code == 0
+    assert CliRunner().invoke(cli, [*args, str(clean), str(dirty)]).exit_code == 1
