@@ -266,8 +266,11 @@ def _fhir(text: str, data: bytes) -> Iterator[Finding]:
 
 
 # Tables of patients that `pii`'s table detector (triggered by phone, dob, ...) may not see.
+# An identifying column, or a clinical one beside a plain `name`; `test` and `result` only as
+# columns (as words they are in most code).
 _TABLE = (
-    r"(?i)mrn|patient|medical_record|icd|diagnos|encounter|result|first_?name|last_?name|surname"
+    r"(?im)mrn|patient|medical_record|icd|diagnos|encounter|first_?name|last_?name|surname"
+    r"|(?:^|[,;\t|])[ \t]*\"?(?:test|result)s?\"?[ \t]*(?:[,;\t|]|$)"
 )
 
 
