@@ -191,6 +191,8 @@ NEGATIVES = [
     "Call 2024-01-05 at noon; phone 1.5 GB; fax 100 200; call 12345678",
     'const stripe = Stripe("pk_live_51H8x2KJd8sJ2kLmN3oP4qR5sT6uV7wX8yZ9");',
     'stripe_publishable_key = "pk_test_TYooMQauvdEDq54NiTphI7jx"',
+    '"AWS::Connect::PhoneNumber": "379361843",',  # a bare digit run in a phone field
+    'def json_compatible_key(key: str) -> str:\n    """As defined in :pep:`566#json-compatible-metadata`"""',
     'headers = {"Authorization": f"Bearer {token}"}',
 ]
 

@@ -261,7 +261,7 @@ def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
         # Words inside an earlier code span (`API_TOKEN`) name a variable, not this value.
         first = max(line + 1, text.rfind("`", 0, head) + 1, head - 480)
         if any(
-            names_secret(key.group(), _word_before(text, key.start()))
+            _named(key.group())  # `api secret`, `smtp password`; not `json_compatible_key`
             for key in _KEY_WORD.finditer(text, first, start - 1)
             if key.group().lower() not in _WEAK
         ):

@@ -153,6 +153,8 @@ def column_phone(value: str) -> bool:
     nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
     if digits.startswith("555") or (len(nanp) == 10 and "555" in (nanp[:3], nanp[3:6])):
         return False
+    if value.isdigit() and value[0] != "0" and len(nanp) != 10:
+        return False  # a bare run (`379361843`) is an ID more often than a foreign number
     import phonenumbers
 
     from offload_mcp.privacy.pii import _fictional
