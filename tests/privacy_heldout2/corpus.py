@@ -1376,7 +1376,7 @@ AMQP_URL=amqp://@@user@@:@@urlpw@@@rabbitmq:5672/%2f
 goroutine 1 [running]:
 main.(*Client).Do(0xc0001a2000, {0xc000016090, 0x2a}, {"Authorization: Bearer @@tok@@"})
 	/src/client.go:77 +0x1c5
-environ: HOME=/root PGPASSWORD=@@pw@@ OPENAI_API_KEY=@@openai@@
+environ: HOME=/home/app PGPASSWORD=@@pw@@ OPENAI_API_KEY=@@openai@@
 """,
 }
 
