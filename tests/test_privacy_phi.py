@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from offload_mcp.privacy import scan
-from offload_mcp.privacy.tabular import cells, column_phone
+from offload_mcp.privacy.pii import national_phone
+from offload_mcp.privacy.tabular import cells
 
 
 def _covered(text: str, value: str, category: str | None = None) -> bool:
@@ -221,5 +222,5 @@ def test_national_phones_in_phone_columns(value: str) -> None:
     "value", ["555-0100", "202-555-0143", "07700 900123", "000-000-0000", "2024-01-15", "N/A"]
 )
 def test_fictional_or_not_phones_in_phone_columns(value: str) -> None:
-    assert not column_phone(value)
+    assert not national_phone(value)
     assert not _covered(f"id,phone\n1,{value}\n", value)

@@ -242,9 +242,10 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
 # Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
 # then a code span within a few lines that holds nothing but a random-looking value. Code
 # spans that long are rare, so they are found first and the words before them read after.
-_CODE_SPAN = r"`([^`\s]{16,200})`"
+_CODE_SPAN = r"`([^`\s\"']{10,200})`"  # quotes: a Go struct tag (`env:"TOKEN"`), not a value
 _KEY_WORD = re.compile(r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*")
-_DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, not a secret
+_DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, when named so
+_DIGEST_WORDS = re.compile(r"(?i)commit|sha|hash|digest|checksum|revision|landed|merged|fixed")
 _MENTION_LINES = 4  # the value's line and the three before it
 
 
@@ -252,7 +253,7 @@ def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
     for found in spans(compiled(_CODE_SPAN), data):
         start, end = found[1]
         value = text[start:end]
-        if _DIGEST.fullmatch(value) or _ARGUMENT.match(value) or not looks_secret(value, True):
+        if _ARGUMENT.match(value) or not looks_secret(value, True):
             continue
         head = start - 1  # the opening backtick
         line = head
@@ -260,6 +261,8 @@ def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
             line = text.rfind("\n", 0, line) if line > 0 else -1
         # Words inside an earlier code span (`API_TOKEN`) name a variable, not this value.
         first = max(line + 1, text.rfind("`", 0, head) + 1, head - 480)
+        if _DIGEST.fullmatch(value) and _DIGEST_WORDS.search(text, first, start):
+            continue  # "the token fix landed in commit `9fceb02...`"
         if any(
             _named(key.group())  # `api secret`, `smtp password`; not `json_compatible_key`
             for key in _KEY_WORD.finditer(text, first, start - 1)

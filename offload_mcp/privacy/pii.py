@@ -93,28 +93,11 @@ def valid_phone(value: str) -> bool:
     return _us_phone(value)
 
 
-# Regions whose national notation (`020 7946 0958`, `06 12 34 56 78`) a labelled number may use.
-_NATIONAL_REGIONS = (
-    "GB",
-    "DE",
-    "FR",
-    "IT",
-    "ES",
-    "NL",
-    "BE",
-    "CH",
-    "AT",
-    "IE",
-    "AU",
-    "IN",
-    "BR",
-    "JP",
-    "ZA",
-    "MX",
-)
-# Regions whose numbers have no trunk `0` (`612 35 56 85`, `8120 4048`), tried only after NANP.
-_NO_TRUNK_REGIONS = ("ES", "SG", "IT", "PT", "HK")
-_DATE_SHAPED = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+# Regions whose national notation (`020 7946 0958`, `06 12 34 56 78`, `8120 4048`) a number
+# may use where a label or a column says it is a phone; GB first: its drama ranges are fiction
+# whatever another plan says.
+_NATIONAL_REGIONS = "GB DE FR IT ES NL BE CH AT IE AU NZ IN JP SG HK ZA MX BR SE NO DK PL PT"
+_DATE_SHAPED = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}")
 _PHONE_LABEL = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp|contact|reach me)\b"
 _NATIONAL = re.compile(
     r"[\"']?[:.#=]?\s{0,3}[\"']?(?:(?:me )?(?:at|on) |number |no\.? |is )?"
@@ -123,25 +106,35 @@ _NATIONAL = re.compile(
 
 
 @functools.lru_cache(maxsize=1024)
-def _national_phone(value: str) -> bool:
-    """A number without its country code: a NANP one, or valid in a region we know."""
+def national_phone(value: str) -> bool:
+    """A number without its country code, where a label or a column says it is a phone.
+
+    NANP numbers by their plan's rules, others when valid in one of `_NATIONAL_REGIONS`;
+    fiction's numbers, date-shaped runs and bare digit runs outside NANP (an ID more often
+    than a foreign number) do not count.
+    """
     digits = re.sub(r"\D", "", value)
-    if len(digits) == 10 and digits[0] != "0":
-        return _us_phone(digits)
+    if not 7 <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE_SHAPED.fullmatch(value):
+        return False
+    nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    if len(nanp) == 10 and digits[0] != "0":
+        if _us_phone(nanp):
+            return True
+        if "555" in (nanp[:3], nanp[3:6]):
+            return False  # else it may be Italian (`312 125 5923`) or Brazilian (`(11) 97922-0241`)
+    if digits.startswith("555") or (value.isdigit() and digits[0] != "0"):
+        return False
     import phonenumbers
 
-    trunk = digits[0] == "0"
-    for region in _NATIONAL_REGIONS if trunk else _NO_TRUNK_REGIONS:
+    for region in _NATIONAL_REGIONS.split():
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
             continue
-        # With a trunk `0` the notation says "a phone number"; without one, only a number
-        # valid in the region's plan counts.
-        if phonenumbers.is_valid_number(number) or (
-            trunk and phonenumbers.is_possible_number(number)
-        ):
-            return not _fictional(number)
+        if _fictional(number):
+            return False
+        if phonenumbers.is_valid_number(number):
+            return True
     return False
 
 
@@ -149,9 +142,7 @@ def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
     """National notations, which look like any digit run, only right after a phone label."""
     for found in spans(compiled(_PHONE_LABEL), data):
         match = _NATIONAL.match(text, found[0][1])
-        if match is None or _DATE_SHAPED.fullmatch(match.group(1)):
-            continue
-        if _national_phone(match.group(1)):
+        if match is not None and national_phone(match.group(1)):
             yield Finding("phone", "pii", match.start(1), match.end(1), 0.7)
 
 

@@ -26,9 +26,9 @@ def _aws_id(value: str) -> bool:
 
 
 def _openai(value: str) -> bool:
-    # `sk-` also starts kebab-case words; real keys carry digits and capitals.
-    tail = value.split("-")[-1]
-    return _token(value) and any(c.isdigit() for c in value) and len(tail) >= 8
+    # `sk-` also starts kebab-case words; real keys carry digits and a long random run.
+    longest = max(map(len, value.split("-")))
+    return _token(value) and any(c.isdigit() for c in value) and longest >= 8
 
 
 def _url_password(value: str) -> bool:

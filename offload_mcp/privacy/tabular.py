@@ -98,77 +98,18 @@ def _cell_ok(value: str, shape: re.Pattern[str], kind: str = "") -> bool:
         return value[0].isupper() and value.split()[0].strip(",.").lower() not in _NOT_NAMES
     if shape is not _DIGITS:
         return True
-    return _phone_or_card(value) or (kind == "phone" and column_phone(value))
+    return _phone_or_card(value, kind)
 
 
-def _phone_or_card(value: str) -> bool:
+def _phone_or_card(value: str, kind: str) -> bool:
+    """A valid phone or a card number; in a phone column, a national notation too."""
     from offload_mcp.privacy.checks import luhn
-    from offload_mcp.privacy.pii import valid_phone
+    from offload_mcp.privacy.pii import national_phone, valid_phone
     from offload_mcp.privacy.tables import TEST_CARDS
 
     digits = re.sub(r"\D", "", value)
     card = len(digits) >= 13 and luhn(digits) and digits not in TEST_CARDS
-    return valid_phone(value) or card
-
-
-# Regions whose national notation a phone column may hold; any fits, the column says "phone".
-_REGIONS = (
-    "GB",
-    "DE",
-    "FR",
-    "IT",
-    "ES",
-    "NL",
-    "BE",
-    "CH",
-    "AT",
-    "IE",
-    "AU",
-    "NZ",
-    "IN",
-    "JP",
-    "SG",
-    "HK",
-    "ZA",
-    "MX",
-    "BR",
-    "SE",
-    "NO",
-    "DK",
-    "PL",
-    "PT",
-)
-
-
-@functools.lru_cache(maxsize=1024)
-def column_phone(value: str) -> bool:
-    """A number without its country code, valid in one of `_REGIONS` (in a phone column only).
-
-    The column name says what the value is, so a national notation (`090-1156-5793`,
-    `(02) 1264 1108`, `8120 4048`) counts; fiction's 555 numbers and date-like runs do not.
-    """
-    digits = re.sub(r"\D", "", value)
-    if not 7 <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE.fullmatch(value):
-        return False
-    nanp = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-    if digits.startswith("555") or (len(nanp) == 10 and "555" in (nanp[:3], nanp[3:6])):
-        return False
-    if value.isdigit() and value[0] != "0" and len(nanp) != 10:
-        return False  # a bare run (`379361843`) is an ID more often than a foreign number
-    import phonenumbers
-
-    from offload_mcp.privacy.pii import _fictional
-
-    for region in _REGIONS:  # GB first: its drama ranges are fiction whatever DE says
-        try:
-            number = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if _fictional(number):
-            return False
-        if phonenumbers.is_valid_number(number):
-            return True
-    return False
+    return valid_phone(value) or card or (kind == "phone" and national_phone(value))
 
 
 @functools.cache
