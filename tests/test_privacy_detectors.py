@@ -125,6 +125,18 @@ POSITIVES = [
         "ember-tundra-falcon92!",
         "secret",
     ),
+    ("> anyone have the passwd?\n\nSure, use `{v}` for now.", "FDTVpumkyf814!", "secret"),
+    (
+        "the password? use `{v}`",
+        "3e5c437fbfeab93ac55cbc9d690869c0d3c849c0591a9b62e202598cc423d1a7",
+        "secret",
+    ),
+    (
+        "AuthError: rejected '{v}'",
+        "sk-svcacct-5W80vpgCph9VvD-h17VJwA_C7RBpwwgm3nyZCZj3V4-w_Q",
+        "secret",
+    ),
+    ("You can reach me at {v} during the day.", "312 125 5923", "pii"),  # an Italian mobile
     ("Contact: {v}", "030 901820", "pii"),  # national notations, after a phone label only
     ("Call me on {v} tonight", "06 12 34 56 78", "pii"),
     ("mobile: {v}", "07911 123456", "pii"),

@@ -208,6 +208,7 @@ def test_names_near_identifier_words_without_a_patient(text: str) -> None:
         "8120 4048",
         "010 160 2696",
         "612 35 56 85",
+        "(11) 97922-0241",  # Brazil: 11 digits starting with 1, not NANP
     ],
 )
 def test_national_phones_in_phone_columns(value: str) -> None:
