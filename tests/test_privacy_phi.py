@@ -225,3 +225,28 @@ def test_national_phones_in_phone_columns(value: str) -> None:
 def test_fictional_or_not_phones_in_phone_columns(value: str) -> None:
     assert not national_phone(value)
     assert not _covered(f"id,phone\n1,{value}\n", value)
+
+
+PSQL = (
+    "clinic=> SELECT mrn, first_name, last_name, dob, diagnosis FROM patients;\n"
+    "    mrn    | first_name | last_name |    dob     |   diagnosis\n"
+    "-----------+------------+-----------+------------+---------------\n"
+    " 771204958 | Ingrid     | Halvorsen | 1958-03-19 | heart failure\n"
+    " 802113377 | Tariq      | Mahmood   | 1990-12-01 | asthma\n"
+    "(2 rows)\n"
+)
+
+
+@pytest.mark.parametrize("value", ["771204958", "Ingrid", "Halvorsen", "1958-03-19", "Mahmood"])
+def test_psql_result_table(value: str) -> None:
+    assert _covered(PSQL, value, "phi")
+
+
+def test_psql_table_without_patients_is_clean() -> None:
+    text = (
+        " id | service | status\n"
+        "----+---------+--------\n"
+        "  1 | billing | ok\n"
+        "  2 | search  | degraded\n"
+    )
+    assert scan(text) == []

@@ -69,7 +69,7 @@ _HEADER = (
     r"(?m)^[ \t]*\|?[ \t]*\"?[A-Za-z_][\w ]*\"?(?:[ \t]*[,;\t|][ \t]*\"?[A-Za-z_][\w ]*\"?)+"
     r"[ \t]*\|?[ \t]*\r?$"
 )
-_RULE = re.compile(r"[ \t]*\|?[ \t:|-]*-{3}[ \t:|-]*\r?$", re.M)
+_RULE = re.compile(r"[ \t]*\|?[ \t:|+-]*-{3}[ \t:|+-]*\r?$", re.M)
 _INSERT = re.compile(r"(?is)insert\s+into\s+[\w.\"`\[\]]+\s*\(([^)]*)\)\s*values\s*")
 # Where an `_INSERT` may start (`?`: the dotless i and long s Python's case folding allows).
 _INSERT_START = rf"(?i)[i?]n[s?]ert{SPACE}+[i?]nto"
