@@ -114,6 +114,26 @@ POSITIVES = [
     ("smtp_password={v}", "&IkxQ!QIJZ5m1$7wo", "secret"),
     ("proxy_set_header X-API-Key {v};", "nEma9ZQZ3kLm8Vq2Rt5Yw", "secret"),
     ("REDIS_URL=redis://:{v}@cache.internal:6379/0", "tundra-quartz-ember76%23", "secret"),
+    (
+        "fetch(url, {{ headers: {{ Authorization: `Basic {v}` }} }});",
+        "YXBwOlM3SnpuRDlob1B4ZGJ0bXlsVQ==",
+        "secret",
+    ),
+    (
+        '{{"auths": {{"registry.io": {{"auth": "{v}"}}}}}}',
+        "c3ZjX2FwaTpvMDNibXJjZC5SZWNaaEs0",
+        "secret",
+    ),
+    ('{{"key": "twilioAuthToken", "value": "{v}"}}', "067c54c11c8e71dde1c6dd0f74222b21", "secret"),
+    ('env:\n  - name: REDIS_PASSWORD\n    value: "{v}"', "davza9ACPvQMY!7Jk^BUE", "secret"),
+    (
+        "machine api.example.io\n  login deploy\n  password {v}\n",
+        "lEdWf5BAg7YOVscYRn2d5LcNlJzupF6GpxD7vVPL",
+        "secret",
+    ),
+    ("*:*:*:replicator:{v}\n", "Sqb9Uh_WcimRag", "secret"),
+    ("<password>{v}</password>", "VeajytLPJPMFhH.gjIm", "secret"),  # random case, not a name
+    ("password = {v}", "FDtwGJCGSXGyZy", "secret"),
     # Chat: the value on its own lines after "is:", or in a code span after the question.
     (
         "the twilio auth token is:\n\n    {v}\n\nThanks",
@@ -191,6 +211,9 @@ NEGATIVES = [
     'stripe.api_key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"  # Stripe\'s documented key',
     "146953,eu-west-1,499364881286108508",  # an 18-digit ID that passes Luhn
     "see http://:8080@host and redis://:@localhost:6379",
+    "curl https://api.stripe.com/v1/charges -u sk_test_4eC39HqLyjWDarjtT1zdp7dc: -d amount=2000",
+    "INFO discord_msg=5544816313545003538 status=ok",  # a 19-digit ID
+    "password = settings.DB_PASSWORD\ntoken = self._token\nkey = Keys.ControlJ",
     'fields = ["password", "confirm_password"]',
     "The token fix landed in `9fceb02d0ae598e95dc970b74767f19372d61af8`.",
     "If that's your intention, pass `allow_module_level=True` to skip.",

@@ -37,11 +37,15 @@ _KEY_ASSIGNED = (
     r"(" + _KEY[4:].join(("(?i:", ")")) + r")"
     rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|{SPACE}+(?:is|was|are|=):?{SPACE})"
 )
+# A name and its value as two fields: XML `key="..." value="..."`, a Postman variable
+# `{"key": "token", "value": "..."}`, a Kubernetes env entry `- name: X` / `value: ...`.
 _ATTRIBUTE = re.compile(
-    r"""(?i)(?:key|name)\s*=\s*["']([^"']{2,60})["']\s+value\s*=\s*["']([^"'\n]{1,400})["']"""
+    r"""(?i)["']?(?:key|name)["']?[ \t]*[=:][ \t]*["']?([\w.\-]{2,60})["']?"""
+    r"""(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)["']?value["']?[ \t]*[=:][ \t]*"""
+    r"""(?:"([^"\n]{1,400})"|'([^'\n]{1,400})'|([^\s"',}]{1,400}))"""
 )
 # Where an `_ATTRIBUTE` may start (`?` in the data may be the Kelvin sign, which `(?i)k` matches).
-_ATTRIBUTE_START = rf"(?i)(?:[k?]ey|name){SPACE}*={SPACE}*[\"']"
+_ATTRIBUTE_START = r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:]"
 
 # Name segments that hold a secret on their own.
 _STRONG = words(
@@ -75,10 +79,18 @@ _DESCRIPTIVE = words(
 )
 _SPACE = re.compile(r"\s")  # str.isspace's characters, found in C
 _SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_]\w*)*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# Names as people write them: snake_case, camelCase, PascalCase, UPPER_CASE. Random case
+# (`FDtwGJCGSXGyZy`, `fXjmiuJOOUII.EjCN`) is how generated passwords look, not names.
+_PART = (
+    r"(?:[a-z_][a-z0-9_]*(?:[A-Z][a-z0-9_]+)*|[A-Z][a-z0-9_]+(?:[A-Z][a-z0-9_]+)*|[A-Z_][A-Z0-9_]*)"
+)
+_WORD = _PART.replace("0-9", "")  # a name on its own holds no digits (`abc123` is no name)
+_LITERAL_NAME = rf"{_PART}(?:\.{_PART})+|{_WORD}"
+# Code that hands a secret on names it in any case: `settings.DB_PASSWORD`, `Keys.ControlJ`.
+_REFERENCE = rf"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|{_WORD}"
 _NOT_SECRET = re.compile(
     r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|.*\(.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
-    r"|[a-z]+(?:[-_][a-z]+)*"
+    r"|(?-i:(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_](?:[a-z]+|[A-Z][a-z]*|[A-Z]+))*)"
 )
 
 
@@ -121,36 +133,43 @@ def _named(key: str) -> bool:
     )
 
 
-# `_SPACE`, `is_placeholder`, `_NOT_SECRET` and `_IDENTIFIER` as one RE2 pass: for an ASCII
+# `_SPACE`, `is_placeholder`, `_NOT_SECRET` and a name's shape as one RE2 pass: for an ASCII
 # value every one of them means the same in RE2, and one call costs what each of four did.
-_REJECT_ASCII = "|".join(
-    (
-        r"[\t\n\x0b\x0c\r\x1c-\x1f ]",
-        f"(?:{PLACEHOLDER_RE2})",
-        f"(?:(?i)^(?:{_NOT_SECRET.pattern[4:]})$)",
-        f"(?:^(?:{_IDENTIFIER.pattern})$)",
+def _reject_ascii(name: str) -> str:
+    return "|".join(
+        (
+            r"[\t\n\x0b\x0c\r\x1c-\x1f ]",
+            f"(?:{PLACEHOLDER_RE2})",
+            f"(?:(?i)^(?:{_NOT_SECRET.pattern[4:]})$)",
+            f"(?:^(?:{name})$)",
+        )
     )
-)
 
 
-def _not_secret(value: str) -> bool:
-    return bool(_NOT_SECRET.fullmatch(value) or _IDENTIFIER.fullmatch(value))
+def _not_secret(value: str, literal: bool) -> bool:
+    name = _LITERAL_NAME if literal else _REFERENCE
+    return bool(_NOT_SECRET.fullmatch(value) or re.fullmatch(name, value))
 
 
 @functools.cache
-def _rejected() -> Callable[[bytes], Any]:
-    match, anchor = compiled(_REJECT_ASCII)._regexp.Match, unanchored()
+def _rejected(literal: bool) -> Callable[[bytes], Any]:
+    pattern = _reject_ascii(_LITERAL_NAME if literal else _REFERENCE)
+    match, anchor = compiled(pattern)._regexp.Match, unanchored()
     return lambda data: match(anchor, data, 0, len(data))
 
 
-def looks_secret(value: str, strict: bool) -> bool:
-    """The value has the shape of a secret, not a placeholder, identifier, path or number."""
+def looks_secret(value: str, strict: bool, literal: bool = False) -> bool:
+    """The value has the shape of a secret, not a placeholder, name, path or number.
+
+    `literal`: the value was written in quotes (or as XML text), so a name-like shape counts
+    as a name only in a case people write.
+    """
     if len(value) < 6 or value in DOCUMENTED_KEYS or value.startswith(_PUBLIC_PREFIXES):
         return False
     if value.isascii():
-        if _rejected()(value.encode())[0][0] >= 0:
+        if _rejected(literal)(value.encode())[0][0] >= 0:
             return False
-    elif _SPACE.search(value) or is_placeholder(value) or _not_secret(value):
+    elif _SPACE.search(value) or is_placeholder(value) or _not_secret(value, literal):
         return False
     # Paths (`/etc/ssl/key.pem`, `./secrets.json`) name a secret; base64 mixes all four classes.
     if value[0] in "/~." and classes(value) <= 3 and "+" not in value:
@@ -231,12 +250,32 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
         if sep == "," and _NAME_LIKE.fullmatch(value):
             continue  # `['gss_krb5_lucid_key', 'gss_krb5_rfc1964_keydata']`: a list of names
-        if looks_secret(value, strict):
+        literal = text[start - 1 : start] in ("'", '"', "`") or sep == ">"
+        if looks_secret(value, strict, literal):
             yield Finding("secret_assignment", "secret", start, end, 0.8)
-    for match in finditer(_ATTRIBUTE, _ATTRIBUTE_START, text, data):
-        if names_secret(match.group(1)) and looks_secret(match.group(2), False):
-            yield Finding("secret_assignment", "secret", match.start(2), match.end(2), 0.8)
+    yield from _name_value_fields(text, data)
+    yield from _netrc_passwords(text)
     yield from _quoted_after_mention(text, data)
+
+
+def _name_value_fields(text: str, data: bytes) -> Iterator[Finding]:
+    for match in finditer(_ATTRIBUTE, _ATTRIBUTE_START, text, data):
+        group = next(g for g in (2, 3, 4) if match.group(g) is not None)
+        value = match.group(group)
+        if names_secret(match.group(1)) and looks_secret(value, False, literal=group != 4):
+            yield Finding("secret_assignment", "secret", match.start(group), match.end(group), 0.8)
+
+
+def _netrc_passwords(text: str) -> Iterator[Finding]:
+    if _NETRC.search(text):
+        for match in _NETRC_PASSWORD.finditer(text):
+            if looks_secret(match.group(1), False):
+                yield Finding("secret_assignment", "secret", match.start(1), match.end(1), 0.8)
+
+
+# `.netrc` and `.git-credentials`-style files: `machine host login user password secret`.
+_NETRC = re.compile(r"(?m)^[ \t]*(?:machine|default)[ \t]+\S")
+_NETRC_PASSWORD = re.compile(r"(?m)(?:^|[ \t])password[ \t]+(\S+)")
 
 
 # Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
@@ -253,7 +292,7 @@ def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
     for found in spans(compiled(_CODE_SPAN), data):
         start, end = found[1]
         value = text[start:end]
-        if _ARGUMENT.match(value) or not looks_secret(value, True):
+        if _ARGUMENT.match(value) or not looks_secret(value, True, literal=True):
             continue
         head = start - 1  # the opening backtick
         line = head

@@ -165,8 +165,9 @@ def _card(value: str) -> bool:
     if digits in TEST_CARDS or len(set(digits)) < 4 or "00000" in digits:
         return False
     separators = set(re.sub(r"\d", "", value))
-    # No network issues 17 or 18 digits; such a run is an ID (a snowflake, an order number).
-    return len(separators) <= 1 and (bool(separators) or len(digits) not in (17, 18))
+    # Cards are written 13-16 digits at a time; a longer unbroken run is an ID (a snowflake,
+    # an order number), though a few networks issue 19-digit cards.
+    return len(separators) <= 1 and (bool(separators) or len(digits) <= 16)
 
 
 def _iban(value: str) -> bool:

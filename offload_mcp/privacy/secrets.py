@@ -41,7 +41,26 @@ def _url_password(value: str) -> bool:
 
 
 def _cli_password(value: str) -> bool:
+    if value.rstrip(":") in DOCUMENTED_KEYS:  # `curl -u sk_test_4eC39...:` in Stripe's docs
+        return False
     return not is_placeholder(value) and any(c.isdigit() for c in value) and shannon(value) > 2.3
+
+
+def _basic_credentials(value: str) -> bool:
+    """Base64 of `user:password` (Docker's `config.json` `auth`), not any base64 string."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return bool(colon and user and decoded.isprintable() and len(password) >= 4)
+
+
+def _pgpass_password(value: str) -> bool:
+    return len(value) >= 6 and not is_placeholder(value) and shannon(value) > 2.3
 
 
 def _header_value(value: str) -> bool:
@@ -123,7 +142,7 @@ RULES: list[Rule] = [
     # Credential headers in curl lines, HTTP logs and client code.
     _rule(
         "auth_header",
-        r"(?i)(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?:bearer|basic|token|digest|bot|"
+        r"(?i)(?:proxy-)?authorization[\"'`]?\s*[:=,]\s*[\"'`]?(?:(?:bearer|basic|token|digest|bot|"
         r"apikey|api-key|sso-key|key|otoken|negotiate)\s+)?([A-Za-z0-9._~+/=:-]{12,})",
         _header_value,
         group=1,
@@ -149,6 +168,18 @@ RULES: list[Rule] = [
         _cli_password,
         group=1,
         confidence=0.7,
+    ),
+    # Docker's `~/.docker/config.json`: `"auth": "base64(user:password)"`.
+    _rule(
+        "basic_auth", r"\"auth\"\s*:\s*\"([A-Za-z0-9+/]{12,}={0,2})\"", _basic_credentials, group=1
+    ),
+    # `.pgpass`: `host:port:database:user:password`, one per line.
+    _rule(
+        "pgpass_password",
+        r"(?m)^[^\s:#]+:(?:\d{1,5}|\*):[^\s:]+:[^\s:]+:(\S+)$",
+        _pgpass_password,
+        group=1,
+        bound=False,
     ),
     _rule(  # MySQL's clients take the password glued to the flag: `mysql -u root -psecret`
         "cli_password",
