@@ -98,7 +98,7 @@ POSITIVES = [
     ("card {v} exp", "4539 1488 0343 6467", "pii"),
     ("IBAN: {v}", "DE75512108001245126199", "pii"),
     ("client ip {v} -", "81.2.69.142", "pii"),
-    ("ship to {v}", "742 Evergreen Terrace, Springfield, IL 62704", "pii"),
+    ("ship to {v}", "4821 Oak Hollow Drive, Springfield, IL 62704", "pii"),
     ("dob: {v}", "1984-03-12", "pii"),
     ("Patient: {v}\nDiagnosis: type 2 diabetes", "Maria Gonzalez", "phi"),
     ("MRN: {v} admitted", "00482913", "phi"),
@@ -169,6 +169,14 @@ POSITIVES = [
     ("Address: {v}", "10 Downing Street, London SW1A 2AA", "pii"),
     ("office {v}", "350 Bay Street, Toronto, ON M5H 2S6", "pii"),
     ("lives at {v}", "4821 Oak Hollow Dr., Apt 3B, Austin, TX", "pii"),
+    ("Home address:    {v}", "14 rue de la Paix", "pii"),  # addresses after a label
+    ("my address for the package: {v}", "Hauptstraße 51", "pii"),
+    ("Mailing address: {v}", "Flat 2, 18 Rue de Rivoli, 75004 Paris", "pii"),
+    ("Date of birth (verified): {v}", "14 Feb 1991", "pii"),
+    ("payroll: SSN {v}, born", "087935928", "pii"),
+    ("Callback number: {v}", "02 1221 6942", "pii"),
+    ("Customer (phone {v}) says", "(11) 96150-1674", "pii"),
+    ("q=You+can+reach+me+on+{v}+or+at+my+work+address", "904.416.9675", "pii"),  # form encoding
     ("email: {v}", "John.O'Brien+news@mail.co.uk", "pii"),
     # Clinical notes without the word "patient": the clinical terms alone give the context.
     ("Pt: {v}, DOB 03/14/1962. Assessment: type 2 diabetes", "Maria Gonzalez", "phi"),
@@ -213,6 +221,7 @@ NEGATIVES = [
     "see http://:8080@host and redis://:@localhost:6379",
     "curl https://api.stripe.com/v1/charges -u sk_test_4eC39HqLyjWDarjtT1zdp7dc: -d amount=2000",
     "INFO discord_msg=5544816313545003538 status=ok",  # a 19-digit ID
+    '"address": {"line1": "510 Townsend St", "city": "San Francisco"}',  # Stripe's test data
     "password = settings.DB_PASSWORD\ntoken = self._token\nkey = Keys.ControlJ",
     'fields = ["password", "confirm_password"]',
     "The token fix landed in `9fceb02d0ae598e95dc970b74767f19372d61af8`.",
@@ -224,6 +233,7 @@ NEGATIVES = [
     "phone: 0123456789, tel: 1234567890",
     "the loop calls 2 times; see 0 1 2 3",
     "Call 2024-01-05 at noon; phone 1.5 GB; fax 100 200; call 12345678",
+    "ship to: 3 days; the billing address is stored in the Customer model",
     'const stripe = Stripe("pk_live_51H8x2KJd8sJ2kLmN3oP4qR5sT6uV7wX8yZ9");',
     'stripe_publishable_key = "pk_test_TYooMQauvdEDq54NiTphI7jx"',
     '"AWS::Connect::PhoneNumber": "379361843",',  # a bare digit run in a phone field

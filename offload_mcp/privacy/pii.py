@@ -18,6 +18,7 @@ from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import (
     EXAMPLE_DOMAIN,
+    FAMOUS_ADDRESSES,
     IBAN_LENGTHS,
     NON_PERSONAL_MAILBOXES,
     PUBLIC_SERVICE_IPS,
@@ -98,10 +99,13 @@ def valid_phone(value: str) -> bool:
 # whatever another plan says.
 _NATIONAL_REGIONS = "GB DE FR IT ES NL BE CH AT IE AU NZ IN JP SG HK ZA MX BR SE NO DK PL PT"
 _DATE_SHAPED = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}")
-_PHONE_LABEL = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|whatsapp|contact|reach me)\b"
+_PHONE_LABEL = (
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|callback|whatsapp|contact|reach me"
+    r"|(?:new|my|callback|contact|phone|mobile|cell) number)\b"
+)
 _NATIONAL = re.compile(
-    r"[\"']?[:.#=]?\s{0,3}[\"']?(?:(?:me )?(?:at|on) |number |no\.? |is )?"
-    r"(\(?0\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|[1-9]\d{1,3}(?:[ .-]?\d{2,4}){1,4})(?![\d-])"
+    r"[\"']?[:.#=]?\s{0,3}[\"']?(?:(?:me )?(?:at|on) |number:?[ \t]+|no\.? |is )?"
+    r"(\(?0\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|\(?[1-9]\d{1,3}\)?(?:[ .-]?\d{2,4}){1,4})(?![\d-])"
 )
 
 
@@ -133,9 +137,40 @@ def national_phone(value: str) -> bool:
             continue
         if _fictional(number):
             return False
-        if phonenumbers.is_valid_number(number):
+        # With a trunk `0` the notation itself says "phone number"; without, the plan must.
+        if phonenumbers.is_valid_number(number) or (
+            digits[0] == "0" and phonenumbers.is_possible_number(number)
+        ):
             return True
     return False
+
+
+# An address after its label, in the notations the US pattern does not know: `10 rue Lafayette`,
+# `Hauptstraße 51`, `Bahnhofstr. 6`, `Flat 2, 18 Rue de Rivoli`.
+_ADDRESS_LABEL = (
+    r"(?i)\b(?:(?:home|street|postal|mailing|shipping|billing|delivery|my) address|address for"
+    r"|lives at|live at|ship to|deliver to|adresse|anschrift|wohnhaft in)\b"
+)
+_LABELLED_ADDRESS = re.compile(
+    r"[^:\n]{0,24}?:?[ \t]+(?P<value>(?:(?:Flat|Apt\.?|Unit|Suite) \w+,? )?"
+    r"\d{1,5}[A-Za-z]?,? (?:[A-Za-zÀ-ÿ'.-]+ ){1,4}[A-Za-zÀ-ÿ'.-]+"  # house number, 2+ words
+    r"|[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer)"
+    r" \d{1,4}[a-z]?)"
+    r"(?P<rest>(?:,? (?:\d{4,5} )?[A-ZÀ-Ý][\w'À-ÿ-]*(?: [A-Z0-9][\w'-]*){0,3})*)"  # town, postcode
+)
+
+
+def _labelled_addresses(text: str, data: bytes) -> Iterator[Finding]:
+    """Street addresses of any country, where a label says so."""
+    for found in spans(compiled(_ADDRESS_LABEL), data):
+        match = _LABELLED_ADDRESS.match(text, found[0][1])
+        if match is not None and "@" not in match.group() and "://" not in match.group():
+            yield Finding("street_address", "pii", match.start("value"), match.end("rest"), 0.7)
+
+
+def _not_famous(address: str) -> bool:
+    """Not a company's headquarters or fiction's address (docs and fixtures use them)."""
+    return " ".join(address.lower().split()[:2]).rstrip(",") not in FAMOUS_ADDRESSES
 
 
 def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
@@ -213,7 +248,8 @@ _DATE = (
 )
 DOB = (
     r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
-    r"geburtsdatum|fecha de nacimiento)[\"']?\s*[:=,]?\s*[\"']?(" + _DATE + r")"
+    r"geburtsdatum|fecha de nacimiento)(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
+    r"[\"']?\s*[:=,]?\s*[\"']?(" + _DATE + r")"
 )
 
 RULES: list[Rule] = [
@@ -248,6 +284,13 @@ RULES: list[Rule] = [
         _ssn,
         trigger=r"\d{3}[- ]\d{2}[- ]\d{4}",
     ),
+    Rule(  # nine bare digits are an SSN only after its label
+        "ssn",
+        "pii",
+        r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?|ss#)[\"']?[ \t:#=]*[\"']?(\d{9})\b",
+        _ssn,
+        group=1,
+    ),
     Rule(
         "payment_card",
         "pii",
@@ -281,6 +324,7 @@ RULES: list[Rule] = [
         r"(?:,? [A-Z][a-z]+(?: [A-Z][a-z]+){0,2}"
         r"(?:,? [A-Z]{2}(?: \d{5}(?:-\d{4})?)?\b|,? [A-Z][a-z]+ \d{5}(?:-\d{4})?"
         r"|,? [A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}|,? [A-Z]{2},? [A-Z]\d[A-Z] ?\d[A-Z]\d))?",
+        _not_famous,
         confidence=0.8,
         trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
     ),
@@ -289,5 +333,6 @@ RULES: list[Rule] = [
 
 DETECTORS: list[Detector] = [
     Detector(_PHONE_LABEL, _labelled_phones),
+    Detector(_ADDRESS_LABEL, _labelled_addresses),
     Detector(r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card", tabular_findings),
 ]

@@ -56,6 +56,27 @@ TEST_IBANS = words(
     "CH9300762011623852957 ES9121000418450200051332 IT60X0542811101000000123456"
 )
 
+# Headquarters that docs and fixtures use (Stripe's test data, Google's samples) and fiction's
+# addresses: nobody's home. House number and first word of the street.
+FAMOUS_ADDRESSES = frozenset(
+    {
+        "510 townsend",
+        "1600 amphitheatre",
+        "1 infinite",
+        "1 apple",
+        "1 hacker",
+        "1 microsoft",
+        "410 terry",
+        "1600 pennsylvania",
+        "350 fifth",
+        "742 evergreen",
+        "221b baker",
+        "4 privet",
+        "1313 mockingbird",
+        "123 fake",
+    }
+)
+
 # Public resolvers and well-known service addresses: in configs and docs, never a person's.
 PUBLIC_SERVICE_IPS = words(
     "8.8.8.8 8.8.4.4 1.1.1.1 1.0.0.1 1.1.1.2 1.0.0.2 1.1.1.3 1.0.0.3 9.9.9.9 149.112.112.112 "

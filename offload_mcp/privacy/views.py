@@ -12,10 +12,11 @@ import bisect
 import json
 import re
 from dataclasses import dataclass, replace
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 _JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\"\\/bfnrt])")
 _URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")
+_FORM_ESCAPE = re.compile(r"(?:%[0-9A-Fa-f]{2}|\+)+")
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
 
 
@@ -123,7 +124,8 @@ def views(text: str) -> list[View]:
                 if inner is not None:
                     found.append(replace(inner, parent=view))
     if "%" in text:
-        view = _build(text, _URL_ESCAPE, lambda s: unquote(s, errors="replace"))
+        # Form encoding writes a space as `+` (`reach+me+on+904.416.9675`).
+        view = _build(text, _FORM_ESCAPE, lambda s: unquote_plus(s, errors="replace"))
         if view is not None:
             found.append(view)
     return found
