@@ -250,3 +250,134 @@ def test_psql_table_without_patients_is_clean() -> None:
         "  2 | search  | degraded\n"
     )
     assert scan(text) == []
+
+
+CDA = """<ClinicalDocument xmlns="urn:hl7-org:v3">
+  <recordTarget>
+    <patientRole>
+      <id extension="550128734" root="2.16.840.1.113883.19.5"/>
+      <addr use="HP"><streetAddressLine>17 Quarry Road</streetAddressLine></addr>
+      <telecom value="tel:+1-617-555-0143" use="HP"/>
+      <patient>
+        <name use="L"><given>Annika</given><family>Lindgren</family></name>
+        <birthTime value="19770914"/>
+      </patient>
+      <providerOrganization>
+        <id extension="99887766" root="2.16.840.1.113883.19.5"/>
+        <name>Harbor Family Practice</name>
+      </providerOrganization>
+    </patientRole>
+  </recordTarget>
+</ClinicalDocument>
+"""
+
+
+@pytest.mark.parametrize(
+    "value", ["550128734", "17 Quarry Road", "+1-617-555-0143", "Annika", "Lindgren", "19770914"]
+)
+def test_cda_record_target(value: str) -> None:
+    assert _covered(CDA, value, "phi")
+
+
+def test_cda_provider_organization_is_not_the_patient() -> None:
+    assert not _covered(CDA, "99887766")
+    assert not _covered(CDA, "Harbor Family Practice")
+
+
+X12 = (
+    "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *250301*0930*^*00501"
+    "*000000417*0*P*:~GS*HC*SENDER*RECEIVER*20250301*0930*417*X*005010X222A1~\n"
+    "NM1*PR*2*NORTHWIND HEALTH PLAN*****PI*60054~\n"
+    "NM1*IL*1*Okoro*Chidi*N***MI*XQ4418820~\n"
+    "N3*88 Canal Street~\n"
+    "DMG*D8*19840517*M~\n"
+    "NM1*QC*1*Okoro*Adanna~DMG*D8*20120103*F~\n"
+)
+
+
+@pytest.mark.parametrize(
+    "value", ["Okoro", "Chidi", "XQ4418820", "88 Canal Street", "19840517", "Adanna", "20120103"]
+)
+def test_x12_claim_subscriber_and_patient(value: str) -> None:
+    assert _covered(X12, value, "phi")
+
+
+def test_x12_payer_is_not_a_patient() -> None:
+    assert not _covered(X12, "NORTHWIND HEALTH PLAN", "phi")
+    assert not _covered(X12, "60054", "phi")
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Pt Ingrid T. Solberg, 71F, MRN 7583424, presents w/ dyspnea. PMH: COPD, HTN.", None),
+        (
+            "Hi Dr. Patel, this is Ravi Menon (DOB March 3, 1970). Since starting lisinopril "
+            "10 mg daily I have had a cough. Are these side effects?",
+            "Ravi Menon",
+        ),
+        (
+            "0700 handoff. Bed 4: OKONKWO, ADAEZE, MRN 46-85-69, on insulin drip, asthma hx.",
+            "OKONKWO, ADAEZE",
+        ),
+        (
+            '{"note": "Tomas K. Varga reports symptoms worsening; asthma, on albuterol"}',
+            "Tomas K. Varga",
+        ),
+        ("Discharge summary: Farid Haddad was admitted with pneumonia.", "Farid Haddad"),
+    ],
+)
+def test_names_in_clinical_text(text: str, name: str | None) -> None:
+    assert _covered(text, name or "Ingrid T. Solberg", "phi")
+
+
+def test_first_name_and_surname_follow_the_full_name() -> None:
+    text = (
+        "Referral for Farid Haddad (DOB 02/11/1966) for evaluation of atrial fibrillation.\n"
+        "Farid has been on apixaban 5 mg BID. Mr. Haddad denies chest pain.\n"
+        "Dr. Haddad (no relation) will follow up.\n"
+    )
+    starts = {text[f.start : f.end] for f in scan(text) if f.kind == "patient_name"}
+    assert {"Farid Haddad", "Farid", "Haddad"} <= starts
+    doctor = text.index("Dr. Haddad") + 4
+    assert not any(f.start == doctor for f in scan(text))
+
+
+def test_first_name_alone_as_the_subject_of_a_clinical_sentence() -> None:
+    text = "Assessment: depression.\nMaria has been on sertraline 50 mg daily since March.\n"
+    assert _covered(text, "Maria", "phi")
+    text = "Assessment: depression.\nShe has been on sertraline 50 mg daily since March.\n"
+    assert not _covered(text, "She")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["14 Feb 1991", "4/7/1989", "July 14, 1963", "1950-06-25"],
+)
+def test_birth_dates_in_clinical_text_are_phi(value: str) -> None:
+    text = (
+        "Admission note. Chief complaint: chest pain. Hx hypertension.\n"
+        "Date of birth (verified): 14 Feb 1991\nDOB: 4/7/1989\nborn July 14, 1963\n"
+        "D.O.B. 1950-06-25\n"
+    )
+    assert _covered(text, value, "phi")
+
+
+@pytest.mark.parametrize("value", ["46-85-69", "758-3424", "474-1757"])
+def test_mrn_with_separators(value: str) -> None:
+    assert _covered(f"Admitted overnight. MRN {value}, diagnosis pending.", value, "phi")
+
+
+def test_hl7_specification_prose_names_no_one() -> None:
+    text = (
+        "PID-3 Patient Identifier List (CX) — e.g. the medical record number, with the\n"
+        "assigning authority. PID-5 Patient Name (XPN). PID-7 Date/Time of Birth (TS).\n"
+        "Discharge and admission events (ADT^A03) carry the same PID segment.\n"
+    )
+    assert not [f for f in scan(text) if f.kind == "patient_name"]
+
+
+@pytest.mark.parametrize("value", ["TEST-0001", "DEMO-42", "SAMPLE0003"])
+def test_placeholder_record_numbers(value: str) -> None:
+    text = f'def make_patient():\n    return dict(mrn="{value}", diagnosis="none")\n'
+    assert not _covered(text, value)
