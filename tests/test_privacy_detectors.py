@@ -134,6 +134,12 @@ POSITIVES = [
     ("*:*:*:replicator:{v}\n", "Sqb9Uh_WcimRag", "secret"),
     ("<password>{v}</password>", "VeajytLPJPMFhH.gjIm", "secret"),  # random case, not a name
     ("password = {v}", "FDtwGJCGSXGyZy", "secret"),
+    ("[database]\npasswd = {v}\n", "igN8mrrR9z5xkqHLS.juA", "secret"),
+    (
+        "$ kubectl get secret db -o jsonpath='{{.data.password}}' | base64 -d\n{v}\n",
+        "tundra!tundra9285%",
+        "secret",
+    ),
     # Chat: the value on its own lines after "is:", or in a code span after the question.
     (
         "the twilio auth token is:\n\n    {v}\n\nThanks",
@@ -223,6 +229,8 @@ NEGATIVES = [
     "INFO discord_msg=5544816313545003538 status=ok",  # a 19-digit ID
     '"address": {"line1": "510 Townsend St", "city": "San Francisco"}',  # Stripe's test data
     "password = settings.DB_PASSWORD\ntoken = self._token\nkey = Keys.ControlJ",
+    "RegEnumKey = win32api.RegEnumKey",
+    "$ kubectl get secret db -o jsonpath='{.data.username}' | base64 -d\napp_reporting_user\n",
     'fields = ["password", "confirm_password"]',
     "The token fix landed in `9fceb02d0ae598e95dc970b74767f19372d61af8`.",
     "If that's your intention, pass `allow_module_level=True` to skip.",

@@ -87,7 +87,9 @@ _PART = (
 _WORD = _PART.replace("0-9", "")  # a name on its own holds no digits (`abc123` is no name)
 _LITERAL_NAME = rf"{_PART}(?:\.{_PART})+|{_WORD}"
 # Code that hands a secret on names it in any case: `settings.DB_PASSWORD`, `Keys.ControlJ`.
-_REFERENCE = rf"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|{_WORD}"
+# A segment in a case people write (`win32api`, `MLKEM768X25519PrivateKey`); not `igN8mrrR9`.
+_SEGMENT_NAME = r"(?:[a-z_][a-z0-9_]*|[A-Za-z_][A-Za-z_]*\d*(?:[A-Z][A-Za-z_]*\d*)*)"
+_REFERENCE = rf"{_SEGMENT_NAME}(?:\.{_SEGMENT_NAME})+|{_WORD}"
 _NOT_SECRET = re.compile(
     r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|.*\(.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
     r"|(?-i:(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_](?:[a-z]+|[A-Z][a-z]*|[A-Z]+))*)"
@@ -255,6 +257,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("secret_assignment", "secret", start, end, 0.8)
     yield from _name_value_fields(text, data)
     yield from _netrc_passwords(text)
+    yield from _printed_by_command(text, data)
     yield from _quoted_after_mention(text, data)
 
 
@@ -276,6 +279,24 @@ def _netrc_passwords(text: str) -> Iterator[Finding]:
 # `.netrc` and `.git-credentials`-style files: `machine host login user password secret`.
 _NETRC = re.compile(r"(?m)^[ \t]*(?:machine|default)[ \t]+\S")
 _NETRC_PASSWORD = re.compile(r"(?m)(?:^|[ \t])password[ \t]+(\S+)")
+
+
+# A terminal: a command that reads a secret (`kubectl get secret db -o jsonpath=
+# '{.data.password}' | base64 -d`, `vault kv get -field=token ...`), then its output line.
+_COMMAND_THEN_OUTPUT = (
+    r"(?m)^[ \t]*[$#>%][ \t]+([^\n]*(?i:pass|pwd|secret|token|key|cred)[^\n]*)\n"
+    r"[ \t]*([^\s$#>%]\S{5,199})[ \t]*$"
+)
+_RESOURCE_WORDS = frozenset({"secret", "secrets", "secretsmanager", "get-secret-value"})
+
+
+def _printed_by_command(text: str, data: bytes) -> Iterator[Finding]:
+    for found in spans(compiled(_COMMAND_THEN_OUTPUT), data):
+        command, (start, end) = text[found[1][0] : found[1][1]], found[2]
+        keys = [k.group() for k in _KEY_WORD.finditer(command)]
+        named = any(names_secret(k.strip(".-_")) for k in keys if k.lower() not in _RESOURCE_WORDS)
+        if named and looks_secret(text[start:end], False, literal=True):
+            yield Finding("secret_assignment", "secret", start, end, 0.7)
 
 
 # Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
