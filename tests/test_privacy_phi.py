@@ -381,3 +381,19 @@ def test_hl7_specification_prose_names_no_one() -> None:
 def test_placeholder_record_numbers(value: str) -> None:
     text = f'def make_patient():\n    return dict(mrn="{value}", diagnosis="none")\n'
     assert not _covered(text, value)
+
+
+def test_tools_and_products_in_clinical_software_docs_are_not_patients() -> None:
+    text = (
+        "The patient service stores diagnosis codes (ICD-10) and medication lists.\n"
+        "Sentry reports errors from the admission workflow; Google Analytics reports views.\n"
+        "Coverage reports are uploaded by CI. Jenkins has been on version 2.4 since March.\n"
+        "Grafana presents the encounter latency dashboards.\n"
+        "Release Manager was admitted to the on-call rota.\n"
+    )
+    assert not [f for f in scan(text) if f.kind == "patient_name"]
+
+
+def test_name_before_admission_to_a_unit() -> None:
+    text = "Hx: hypertension, diabetes. Lena Marsh was admitted to the MICU with sepsis."
+    assert _covered(text, "Lena Marsh", "phi")

@@ -67,7 +67,20 @@ _FIELD_WORDS = words(
     "Identifier Identifiers List Number Record Records Code Codes Type Status Field Fields "
     "Value Values Segment Address Date Time Id Name Names Given Family Class Data Table"
 )
-_VERBS = r"(?:reports|presents|was admitted|has been on|was seen|complains|denies|was discharged)\b"
+# What a patient does in a note, not what a tool does in a README (`Sentry reports errors`,
+# `Jenkins has been on 2.4`): the verb with its clinical object.
+_COMPLAINT = (
+    r"(?:pain|symptoms|nausea|fatigue|dizziness|headaches?|fever|cough|dyspnea|sob|"
+    r"shortness of breath|chest pain|palpitations|insomnia|anxiety|low mood)"
+)
+_VERBS = (
+    r"(?:(?:reports|denies|complains of) (?:any |new |ongoing |worsening |increased |some |"
+    r"mild |severe |chest |abdominal |back )?" + _COMPLAINT + r"\b"
+    r"|presents (?:with|w/)|was (?:admitted|discharged|readmitted) (?:for|with|from|home|on|"
+    r"overnight|yesterday|today|last night|to (?:the )?(?i:hospital|ward|floor|unit|er|ed|"
+    r"rehab|hospice|snf|[a-z]*icu|ccu|telemetry))\b"
+    r"|has been (?:on|taking) [^.\n]{0,40}?\d+ ?(?:mg|mcg|g|mL|units?|puffs?)\b)"
+)
 _MONTH_WORD = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
 # A name right before its record number, birth date, age and sex or a clinical verb
 # (`labs back on Jamal Weber, MRN: ...`, `Pt Olga M. Andersen, 67M`, `HORVAT, EMMA, MRN`,
