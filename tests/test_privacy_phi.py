@@ -397,3 +397,34 @@ def test_tools_and_products_in_clinical_software_docs_are_not_patients() -> None
 def test_name_before_admission_to_a_unit() -> None:
     text = "Hx: hypertension, diabetes. Lena Marsh was admitted to the MICU with sepsis."
     assert _covered(text, "Lena Marsh", "phi")
+
+
+MYSQL = (
+    "mysql> SELECT mrn, first_name, last_name, dob FROM patients;\n"
+    "+-----------+------------+-----------+------------+\n"
+    "| mrn       | first_name | last_name | dob        |\n"
+    "+-----------+------------+-----------+------------+\n"
+    "| 640031587 | Nadia      | Ferreira  | 1966-04-30 |\n"
+    "+-----------+------------+-----------+------------+\n"
+    "1 row in set (0.00 sec)\n"
+)
+PSQL_EXPANDED = (
+    "clinic=# SELECT * FROM patients LIMIT 1;\n"
+    "-[ RECORD 1 ]-+--------------\n"
+    "mrn           | 558810342\n"
+    "first_name    | Oskar\n"
+    "last_name     | Brandt\n"
+    "dob           | 1971-09-16\n"
+    "diagnosis     | gout\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (MYSQL, ["640031587", "Nadia", "Ferreira", "1966-04-30"]),
+        (PSQL_EXPANDED, ["558810342", "Oskar", "Brandt", "1971-09-16"]),
+    ],
+)
+def test_mysql_and_psql_expanded_results(text: str, values: list[str]) -> None:
+    assert all(_covered(text, value, "phi") for value in values)

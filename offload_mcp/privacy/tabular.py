@@ -207,6 +207,25 @@ def _csv(text: str, data: bytes) -> Iterator[Finding]:
             position = end + 1
 
 
+_RECORD = re.compile(r"^-\[ RECORD \d+ \][-+]*\r?$", re.M)
+_PAIR = re.compile(r"[ \t]*([A-Za-z_][\w ]*?)[ \t]*\|[ \t]?(.*?)[ \t]*\r?$", re.M)
+
+
+def _expanded(text: str, data: bytes) -> Iterator[Finding]:
+    """psql's expanded display (`\\x`): one `column | value` line per field, a record a block."""
+    for record in _RECORD.finditer(text):
+        pairs: list[re.Match[str]] = []
+        position = record.end() + 1
+        while (pair := _PAIR.match(text, position)) is not None:
+            pairs.append(pair)
+            position = pair.end() + 1
+        columns = [_normal(pair.group(1)) for pair in pairs]
+        wanted, clinical = _wanted(columns, text, data)
+        for index, pair in enumerate(pairs):
+            if index in wanted and _cell_ok(pair.group(2), wanted[index][1], wanted[index][0]):
+                yield _finding(wanted[index][0], pair.start(2), pair.end(2), clinical)
+
+
 def _sql(text: str, data: bytes) -> Iterator[Finding]:
     for insert in finditer(_INSERT, _INSERT_START, text, data):
         columns = [_normal(c) for c in insert.group(1).split(",")]
@@ -236,6 +255,8 @@ def _fields(text: str, data: bytes) -> Iterator[Finding]:
 def tabular_findings(text: str, data: bytes) -> Iterator[Finding]:
     """Values in personal columns of CSV/TSV tables, SQL inserts and key-value fields."""
     yield from _csv(text, data)
+    if "-[ RECORD " in text:
+        yield from _expanded(text, data)
     if "insert" in text or "INSERT" in text:
         yield from _sql(text, data)
     yield from _fields(text, data)
