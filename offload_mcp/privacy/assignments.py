@@ -45,7 +45,10 @@ _ATTRIBUTE = re.compile(
     r"""(?:"([^"\n]{1,400})"|'([^'\n]{1,400})'|([^\s"',}]{1,400}))"""
 )
 # Where an `_ATTRIBUTE` may start (`?` in the data may be the Kelvin sign, which `(?i)k` matches).
-_ATTRIBUTE_START = r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:]"
+_ATTRIBUTE_START = (
+    r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:][ \t]*[\"']?[\w.\-?]{2,60}[\"']?"
+    r"(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)[\"']?value[\"']?[ \t]*[=:]"
+)
 
 # Name segments that hold a secret on their own.
 _STRONG = words(
@@ -256,7 +259,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         if looks_secret(value, strict, literal):
             yield Finding("secret_assignment", "secret", start, end, 0.8)
     yield from _name_value_fields(text, data)
-    yield from _netrc_passwords(text)
+    yield from _netrc_passwords(text, data)
     yield from _printed_by_command(text, data)
     yield from _quoted_after_mention(text, data)
 
@@ -269,16 +272,18 @@ def _name_value_fields(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("secret_assignment", "secret", match.start(group), match.end(group), 0.8)
 
 
-def _netrc_passwords(text: str) -> Iterator[Finding]:
-    if _NETRC.search(text):
-        for match in _NETRC_PASSWORD.finditer(text):
-            if looks_secret(match.group(1), False):
-                yield Finding("secret_assignment", "secret", match.start(1), match.end(1), 0.8)
+def _netrc_passwords(text: str, data: bytes) -> Iterator[Finding]:
+    if next(spans(compiled(_NETRC), data), None) is None:
+        return
+    for found in spans(compiled(_NETRC_PASSWORD), data):
+        start, end = found[1]
+        if looks_secret(text[start:end], False):
+            yield Finding("secret_assignment", "secret", start, end, 0.8)
 
 
 # `.netrc` and `.git-credentials`-style files: `machine host login user password secret`.
-_NETRC = re.compile(r"(?m)^[ \t]*(?:machine|default)[ \t]+\S")
-_NETRC_PASSWORD = re.compile(r"(?m)(?:^|[ \t])password[ \t]+(\S+)")
+_NETRC = r"(?m)^[ \t]*(?:machine|default)[ \t]+\S"
+_NETRC_PASSWORD = r"(?m)(?:^|[ \t])password[ \t]+(\S+)"
 
 
 # A terminal: a command that reads a secret (`kubectl get secret db -o jsonpath=
