@@ -305,6 +305,9 @@ def test_x12_claim_subscriber_and_patient(value: str) -> None:
 def test_x12_payer_is_not_a_patient() -> None:
     assert not _covered(X12, "NORTHWIND HEALTH PLAN", "phi")
     assert not _covered(X12, "60054", "phi")
+    employer = "NM1*IL*2*CONTOSO LOGISTICS*****MI*GRP7733102~"
+    assert not _covered(employer, "CONTOSO LOGISTICS", "phi")
+    assert _covered(employer, "GRP7733102", "phi")
 
 
 @pytest.mark.parametrize(

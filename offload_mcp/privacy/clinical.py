@@ -431,6 +431,8 @@ def _x12(text: str, data: bytes) -> Iterator[Finding]:
         wanted = {3: "patient_name", 4: "patient_name", 5: "patient_name", 9: "mrn"}
         if segment.group(3):
             wanted = {2: "date_of_birth"}
+        elif segment.group(1).split(sep)[2:3] == ["2"]:  # a company (entity type 2), no person
+            wanted = {9: "mrn"}
         yield from _elements(segment.group(1), segment.start(1), sep, wanted)
         if segment.group(4):
             yield from _elements(segment.group(4), segment.start(4), sep, {1: "address"})
