@@ -328,6 +328,8 @@ def test_x12_payer_is_not_a_patient() -> None:
             "Tomas K. Varga",
         ),
         ("Discharge summary: Farid Haddad was admitted with pneumonia.", "Farid Haddad"),
+        ("On metformin for diabetes. Olga Berg, 67 y.o. female, follow-up.", "Olga Berg"),
+        ("Progress note, on metformin. Tariq Said, 54 year old male with CHF.", "Tariq Said"),
     ],
 )
 def test_names_in_clinical_text(text: str, name: str | None) -> None:

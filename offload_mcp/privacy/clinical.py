@@ -92,7 +92,7 @@ _TAGGED = (
     r"(?:(?i:mrn|mr ?#|medical record(?: number| no\.?)?|chart ?#)[\s:#=]*[A-Za-z]{0,3}"
     r"\d(?:-?\d){3,}"
     r"|((?:dob|DOB|D\.O\.B\.?|born(?: on)?)[\s:=]*(?:\d|" + _MONTH_WORD + r")"
-    r"|\d{1,3} ?(?:[MF]|yo|y/o|-year-old)\b"
+    r"|\d{1,3} ?(?:(?:[MF]|yo|y/o|-?years?[- ]old|yrs?)\b|y\.o\.)"
     r"|" + _VERBS + "))"
 )
 # A first name alone as the subject of a clinical sentence (`Maria has been on sertraline`).
