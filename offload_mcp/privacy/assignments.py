@@ -258,10 +258,6 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         literal = text[start - 1 : start] in ("'", '"', "`") or sep == ">"
         if looks_secret(value, strict, literal):
             yield Finding("secret_assignment", "secret", start, end, 0.8)
-    yield from _name_value_fields(text, data)
-    yield from _netrc_passwords(text, data)
-    yield from _printed_by_command(text, data)
-    yield from _quoted_after_mention(text, data)
 
 
 def _name_value_fields(text: str, data: bytes) -> Iterator[Finding]:
@@ -273,8 +269,6 @@ def _name_value_fields(text: str, data: bytes) -> Iterator[Finding]:
 
 
 def _netrc_passwords(text: str, data: bytes) -> Iterator[Finding]:
-    if next(spans(compiled(_NETRC), data), None) is None:
-        return
     for found in spans(compiled(_NETRC_PASSWORD), data):
         start, end = found[1]
         if looks_secret(text[start:end], False):
@@ -341,4 +335,11 @@ _NAME_LIKE = re.compile(r"[A-Za-z][a-z0-9]*(?:[-_.][A-Za-z0-9]+)+")
 _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 
-DETECTORS: list[Detector] = [Detector(r"(?i)" + _KEYWORDS, _assignments)]
+# Each shape wakes on its own trigger: most packets name a key somewhere, few hold these.
+DETECTORS: list[Detector] = [
+    Detector(r"(?i)" + _KEYWORDS, _assignments),
+    Detector(_ATTRIBUTE_START, _name_value_fields),
+    Detector(_NETRC, _netrc_passwords),
+    Detector(_COMMAND_THEN_OUTPUT, _printed_by_command),
+    Detector(_CODE_SPAN, _quoted_after_mention),
+]
