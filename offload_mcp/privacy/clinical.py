@@ -1,8 +1,8 @@
-"""Health data: identifiers tied to clinical content (notes, HL7 v2, FHIR, claims).
+"""Health data in prose and tables: identifiers tied to clinical content (notes, chat, claims).
 
 A name is not health data; a name next to a diagnosis is. So names and dates are flagged only
-inside a clinical context, while record numbers announce themselves (`MRN:`). HL7 PID and
-FHIR Patient fields are flagged by position, since their layout says what they hold.
+inside a clinical context, while record numbers announce themselves (`MRN:`). Structured
+records (HL7, FHIR, CDA, X12) are read by their layout in `records.py`.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _people(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
         if key != "patient" and not clinical:
             continue
         start = match[2][1]
-        end = _closing(text, match[2][0]) if text[match[2][0]] == "{" else _block(text, match)
+        end = closing(text, match[2][0]) if text[match[2][0]] == "{" else _block(text, match)
         for name in _PERSON_NAME.finditer(text, start, end):
             value = name.group(1).strip()
             if value[:1].isupper() and value.split()[0] not in _NOT_NAMES:
@@ -170,7 +170,7 @@ def _block(text: str, key: list[tuple[int, int]]) -> int:
     return len(text)
 
 
-def _closing(text: str, opening: int) -> int:
+def closing(text: str, opening: int) -> int:
     """Where the JSON bracket at `opening` closes (strings skipped), or the text's end."""
     depth = 0
     for token in _JSON_TOKEN.finditer(text, opening):
@@ -245,7 +245,7 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
     """Names and dates of birth inside notes, summaries and claims; record numbers anywhere."""
     for found in spans(compiled(_MRN), data):
         start, end = found[1]
-        if sum(c.isdigit() for c in text[start:end]) >= 4 and not _fake_id(text[start:end]):
+        if sum(c.isdigit() for c in text[start:end]) >= 4 and not fake_id(text[start:end]):
             yield Finding("medical_record_number", "phi", start, end, 0.85)
     clinical = clinical_text(data)
     names = list(_tagged(text, data, clinical))
@@ -263,88 +263,9 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
 _FAKE_WORD = re.compile(r"(?i)test|demo|sample|example|fake|dummy|placeholder")
 
 
-def _fake_id(value: str) -> bool:
+def fake_id(value: str) -> bool:
     """`TEST-0001`, `DEMO42`: a stand-in word and a counter, no real record number."""
     return bool(_FAKE_WORD.search(value)) and sum(c.isdigit() for c in value) <= 6
-
-
-# segment -> {field number: kind}; HL7 v2.x field positions for people and their identifiers.
-_HL7_FIELDS: dict[str, dict[int, str]] = {
-    "PID": {
-        2: "mrn",
-        3: "mrn",
-        4: "mrn",
-        5: "patient_name",
-        6: "patient_name",
-        7: "date_of_birth",
-        9: "patient_name",
-        11: "address",
-        13: "phone",
-        14: "phone",
-        18: "account_number",
-        19: "ssn",
-        20: "drivers_license",
-    },
-    "NK1": {2: "patient_name", 4: "address", 5: "phone", 6: "phone"},
-    "GT1": {2: "mrn", 3: "patient_name", 5: "address", 6: "phone", 8: "date_of_birth", 12: "ssn"},
-    "IN1": {16: "patient_name", 18: "date_of_birth", 19: "address", 36: "policy_number", 49: "mrn"},
-    "MRG": {1: "mrn", 7: "patient_name"},
-}
-# HL7 ends segments with `\r`, which `^` in multiline mode does not see.
-_SEGMENT = re.compile(r"(?:^|[\r\n])[ \t]*(PID|NK1|GT1|IN1|MRG)\|[^\r\n]*")
-_SEGMENT_START = r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|"
-
-
-def _hl7(text: str, data: bytes) -> Iterator[Finding]:
-    """HL7 v2 segments that name, date and locate the patient, flagged by field position."""
-    for segment in finditer(_SEGMENT, _SEGMENT_START, text, data):
-        wanted = _HL7_FIELDS[segment.group(1)]
-        position = segment.start(1)
-        for number, field in enumerate(
-            segment.group()[segment.start(1) - segment.start() :].split("|")
-        ):
-            kind = wanted.get(number)
-            value = field.strip("^~ ")
-            if kind and value and not set(value) <= set("^~&\\"):
-                start = position + field.index(value[0])
-                yield Finding(kind, "phi", start, start + len(value), 0.9)
-            position += len(field) + 1
-
-
-_FHIR = re.compile(
-    r"\"(?:family|birthDate|postalCode|deceasedDateTime)\"\s*:\s*\"([^\"]+)\""
-    r"|\"(?:given|line|prefix)\"\s*:\s*\[([^\]]*)\]"
-    r"|\"name\"\s*:\s*\[\s*\{[^\]]*?\"text\"\s*:\s*\"([^\"]+)\""
-    r"|\"(?:subject|patient|beneficiary|subscriber|policyHolder)\"\s*:\s*\{[^}]*?"
-    r"\"display\"\s*:\s*\"([^\"]+)\""
-)
-_FHIR_KINDS = {
-    "birthDate": "date_of_birth",
-    "deceasedDateTime": "date_of_birth",
-    "line": "address",
-    "postalCode": "address",
-}
-_FHIR_LIST = re.compile(r"\"([^\"]+)\"")
-_FHIR_ARRAYS = re.compile(r"\"(?:identifier|telecom)\"\s*:\s*\[")
-_FHIR_VALUE = re.compile(r"\"value\"\s*:\s*\"([^\"]+)\"")
-
-
-def _fhir(text: str, data: bytes) -> Iterator[Finding]:
-    """FHIR resources: names, birth dates, identifiers, contacts and addresses of people."""
-    for match in _FHIR.finditer(text):
-        key = match.group()[1 : match.group().index('"', 1)]
-        kind = _FHIR_KINDS.get(key, "patient_name")
-        if match.group(2) is not None:
-            for item in _FHIR_LIST.finditer(match.group(2)):
-                start = match.start(2) + item.start(1)
-                yield Finding(kind, "phi", start, start + len(item.group(1)), 0.85)
-            continue
-        group = next(g for g in (1, 3, 4) if match.group(g) is not None)
-        yield Finding(kind, "phi", match.start(group), match.end(group), 0.85)
-    for array in _FHIR_ARRAYS.finditer(text):
-        end = _closing(text, array.end() - 1)
-        for value in _FHIR_VALUE.finditer(text, array.end(), end):
-            yield Finding("identifier", "phi", value.start(1), value.end(1), 0.85)
 
 
 # Tables of patients that `pii`'s table detector (triggered by phone, dob, ...) may not see.
@@ -366,88 +287,6 @@ def _tables(text: str, data: bytes) -> Iterator[Finding]:
     yield from tabular.tabular_findings(text, data)
 
 
-# C-CDA / CDA: the record target's `<patientRole>` holds the patient's ids, address, phone and,
-# in `<patient>`, name and birth time. Other people's (`<providerOrganization>`) are cut off.
-_CDA_START = r"<(?:[\w-]+:)?patient(?:Role)?\b"
-_CDA_ROLE = re.compile(r"<((?:[\w-]+:)?patient(?:Role)?)\b[^>]*>")
-_CDA_FIELD = re.compile(
-    r"<(?:[\w-]+:)?(given|family|streetAddressLine|city|postalCode)\b[^>]*>([^<]+)<"
-    r"|<(?:[\w-]+:)?(birthTime|id|telecom)\b([^>]*)>"
-)
-_CDA_ATTR = re.compile(r"\b(value|extension)=\"(?:tel:|mailto:|fax:)?([^\"]+)\"")
-_CDA_KINDS = {
-    "given": "patient_name",
-    "family": "patient_name",
-    "streetAddressLine": "address",
-    "city": "address",
-    "postalCode": "address",
-    "birthTime": "date_of_birth",
-    "id": "mrn",
-    "telecom": "phone",
-}
-_CDA_OTHERS = re.compile(r"<(?:[\w-]+:)?(?:providerOrganization|guardian|birthplace)\b")
-
-
-def _cda(text: str, data: bytes) -> Iterator[Finding]:
-    """The patient's fields in a CDA document's `<patientRole>` (or a bare `<patient>`)."""
-    end = 0
-    for role in _CDA_ROLE.finditer(text):
-        if role.start() < end:
-            continue
-        close = text.find("</" + role.group(1), role.end())
-        end = len(text) if close < 0 else close
-        other = _CDA_OTHERS.search(text, role.end(), end)
-        stop = end if other is None else other.start()
-        for field in _CDA_FIELD.finditer(text, role.end(), stop):
-            if field.group(1):
-                kind = _CDA_KINDS[field.group(1)]
-                start, value = field.start(2), field.group(2)
-            else:
-                attr = _CDA_ATTR.search(field.group(4))
-                wanted = "extension" if field.group(3) == "id" else "value"
-                if attr is None or attr.group(1) != wanted:
-                    continue
-                kind = _CDA_KINDS[field.group(3)]
-                start, value = field.start(4) + attr.start(2), attr.group(2)
-            stripped = value.strip()
-            if stripped and not is_placeholder(stripped) and not _fake_id(stripped):
-                start += value.index(stripped[0])
-                yield Finding(kind, "phi", start, start + len(stripped), 0.85)
-
-
-# X12 837/270/271: `NM1*IL` (subscriber) and `NM1*QC` (patient) name the person and carry the
-# member id; `DMG*D8*` is their birth date and `N3` after either their street.
-_X12_START = r"(?:^|[~\r\n])[ \t]*(?:NM1[*|^:](?:IL|QC)|DMG[*|^:]D8)[*|^:]"
-_X12 = re.compile(
-    r"(?:^|[~\r\n])[ \t]*(NM1([*|^:])(?:IL|QC)\2[^~\r\n]*"
-    r"|DMG([*|^:])D8\3[^~\r\n]*)(?:~\s*(N3[*|^:][^~\r\n]*))?"
-)
-
-
-def _x12(text: str, data: bytes) -> Iterator[Finding]:
-    """Subscriber and patient segments of X12 health claims, read by element position."""
-    for segment in finditer(_X12, _X12_START, text, data):
-        sep = segment.group(2) or segment.group(3)
-        wanted = {3: "patient_name", 4: "patient_name", 5: "patient_name", 9: "mrn"}
-        if segment.group(3):
-            wanted = {2: "date_of_birth"}
-        elif segment.group(1).split(sep)[2:3] == ["2"]:  # a company (entity type 2), no person
-            wanted = {9: "mrn"}
-        yield from _elements(segment.group(1), segment.start(1), sep, wanted)
-        if segment.group(4):
-            yield from _elements(segment.group(4), segment.start(4), sep, {1: "address"})
-
-
-def _elements(segment: str, offset: int, sep: str, wanted: dict[int, str]) -> Iterator[Finding]:
-    position = offset
-    for number, element in enumerate(segment.split(sep)):
-        value = element.strip()
-        if number in wanted and value and not is_placeholder(value):
-            start = position + element.index(value[0])
-            yield Finding(wanted[number], "phi", start, start + len(value), 0.85)
-        position += len(element) + 1
-
-
 def spans_any(pattern: str, data: bytes) -> bool:
     """Whether an RE2 `pattern` matches anywhere in `data`."""
     return next(spans(compiled(pattern), data), None) is not None
@@ -456,8 +295,4 @@ def spans_any(pattern: str, data: bytes) -> bool:
 DETECTORS: list[Detector] = [
     Detector(_CLINICAL, _clinical),
     Detector(_TABLE, _tables),
-    Detector(r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|", _hl7),
-    Detector(r"\"resourceType\"\s*:", _fhir),
-    Detector(_CDA_START, _cda),
-    Detector(_X12_START, _x12),
 ]

@@ -175,9 +175,9 @@ def finditer(
 @functools.cache
 def engine() -> Engine:
     """The rule book, compiled on first use (never at server start)."""
-    from offload_mcp.privacy import clinical, pii, secrets
+    from offload_mcp.privacy import clinical, pii, records, secrets
 
     return Engine(
         [*secrets.RULES, *pii.RULES],
-        [*secrets.DETECTORS, *pii.DETECTORS, *clinical.DETECTORS],
+        [*secrets.DETECTORS, *pii.DETECTORS, *clinical.DETECTORS, *records.DETECTORS],
     )
