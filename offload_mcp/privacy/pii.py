@@ -97,7 +97,7 @@ def valid_phone(value: str) -> bool:
 # Regions whose national notation (`020 7946 0958`, `06 12 34 56 78`, `8120 4048`) a number
 # may use where a label or a column says it is a phone; GB first: its drama ranges are fiction
 # whatever another plan says.
-_NATIONAL_REGIONS = "GB DE FR IT ES NL BE CH AT IE AU NZ IN JP SG HK ZA MX BR SE NO DK PL PT"
+NATIONAL_REGIONS = "GB DE FR IT ES NL BE CH AT IE AU NZ IN JP SG HK ZA MX BR SE NO DK PL PT"
 _DATE_SHAPED = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}")
 _PHONE_LABEL = (
     r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|callback|whatsapp|contact|reach me"
@@ -113,7 +113,7 @@ _NATIONAL = re.compile(
 def national_phone(value: str) -> bool:
     """A number without its country code, where a label or a column says it is a phone.
 
-    NANP numbers by their plan's rules, others when valid in one of `_NATIONAL_REGIONS`;
+    NANP numbers by their plan's rules, others when valid in one of `NATIONAL_REGIONS`;
     fiction's numbers, date-shaped runs and bare digit runs outside NANP (an ID more often
     than a foreign number) do not count.
     """
@@ -130,7 +130,7 @@ def national_phone(value: str) -> bool:
         return False
     import phonenumbers
 
-    for region in _NATIONAL_REGIONS.split():
+    for region in NATIONAL_REGIONS.split():
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
