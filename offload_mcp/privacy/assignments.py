@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from offload_mcp.privacy.checks import PLACEHOLDER_RE2, classes, is_placeholder, shannon
-from offload_mcp.privacy.engine import SPACE, Detector, compiled, finditer, spans, unanchored
+from offload_mcp.privacy.engine import SPACE, Detector, compiled, spans, unanchored
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import DOCUMENTED_KEYS, words
 
-_KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
-_KEY = r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*"
+KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
+_KEY = r"(?i)[a-z0-9_.\-]*(?:" + KEYWORDS + r")[a-z0-9_.\-]*"
 # A declared type between name and value: `password: str =`, `KEY: &str =`, `key: string =`.
 _TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\]]*[ \t]+=(?![=>])"
 # After a key that names a secret: a separator, then a quoted or bare value.
@@ -37,19 +37,6 @@ _KEY_ASSIGNED = (
     r"(" + _KEY[4:].join(("(?i:", ")")) + r")"
     rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|{SPACE}+(?:is|was|are|=):?{SPACE})"
 )
-# A name and its value as two fields: XML `key="..." value="..."`, a Postman variable
-# `{"key": "token", "value": "..."}`, a Kubernetes env entry `- name: X` / `value: ...`.
-_ATTRIBUTE = re.compile(
-    r"""(?i)["']?(?:key|name)["']?[ \t]*[=:][ \t]*["']?([\w.\-]{2,60})["']?"""
-    r"""(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)["']?value["']?[ \t]*[=:][ \t]*"""
-    r"""(?:"([^"\n]{1,400})"|'([^'\n]{1,400})'|([^\s"',}]{1,400}))"""
-)
-# Where an `_ATTRIBUTE` may start (`?` in the data may be the Kelvin sign, which `(?i)k` matches).
-_ATTRIBUTE_START = (
-    r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:][ \t]*[\"']?[\w.\-?]{2,60}[\"']?"
-    r"(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)[\"']?value[\"']?[ \t]*[=:]"
-)
-
 # Name segments that hold a secret on their own.
 _STRONG = words(
     "password passwd pwd pass passphrase pw secret secrets token apikey apitoken credential "
@@ -129,7 +116,7 @@ def _wordy(value: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _named(key: str) -> bool:
+def names_outright(key: str) -> bool:
     """The key names a secret outright (not just `<vendor>_key`)."""
     segments = [s.lower() for s in _SEGMENT.findall(key)]
     return any(
@@ -252,7 +239,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         if sep == ">" and (text[key_start - 1 : key_start] != "<" or text[end : end + 2] != "</"):
             continue  # only `<password>value</password>` (`:<password>@host` is a URL template)
         strict = sep in ("", ",") or sep.lower().rstrip(":") in ("is", "was", "are")
-        strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not _named(key)
+        strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not names_outright(key)
         if sep == "," and _NAME_LIKE.fullmatch(value):
             continue  # `['gss_krb5_lucid_key', 'gss_krb5_rfc1964_keydata']`: a list of names
         literal = text[start - 1 : start] in ("'", '"', "`") or sep == ">"
@@ -260,86 +247,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("secret_assignment", "secret", start, end, 0.8)
 
 
-def _name_value_fields(text: str, data: bytes) -> Iterator[Finding]:
-    for match in finditer(_ATTRIBUTE, _ATTRIBUTE_START, text, data):
-        group = next(g for g in (2, 3, 4) if match.group(g) is not None)
-        value = match.group(group)
-        if names_secret(match.group(1)) and looks_secret(value, False, literal=group != 4):
-            yield Finding("secret_assignment", "secret", match.start(group), match.end(group), 0.8)
-
-
-def _netrc_passwords(text: str, data: bytes) -> Iterator[Finding]:
-    for found in spans(compiled(_NETRC_PASSWORD), data):
-        start, end = found[1]
-        if looks_secret(text[start:end], False):
-            yield Finding("secret_assignment", "secret", start, end, 0.8)
-
-
-# `.netrc` and `.git-credentials`-style files: `machine host login user password secret`.
-_NETRC = r"(?m)^[ \t]*(?:machine|default)[ \t]+\S"
-_NETRC_PASSWORD = r"(?m)(?:^|[ \t])password[ \t]+(\S+)"
-
-
-# A terminal: a command that reads a secret (`kubectl get secret db -o jsonpath=
-# '{.data.password}' | base64 -d`, `vault kv get -field=token ...`), then its output line.
-_COMMAND_THEN_OUTPUT = (
-    r"(?m)^[ \t]*[$#>%][ \t]+([^\n]*(?i:pass|pwd|secret|token|key|cred)[^\n]*)\n"
-    r"[ \t]*([^\s$#>%]\S{5,199})[ \t]*$"
-)
-_RESOURCE_WORDS = frozenset({"secret", "secrets", "secretsmanager", "get-secret-value"})
-
-
-def _printed_by_command(text: str, data: bytes) -> Iterator[Finding]:
-    for found in spans(compiled(_COMMAND_THEN_OUTPUT), data):
-        command, (start, end) = text[found[1][0] : found[1][1]], found[2]
-        keys = [k.group() for k in _KEY_WORD.finditer(command)]
-        named = any(names_secret(k.strip(".-_")) for k in keys if k.lower() not in _RESOURCE_WORDS)
-        if named and looks_secret(text[start:end], False, literal=True):
-            yield Finding("secret_assignment", "secret", start, end, 0.7)
-
-
-# Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
-# then a code span within a few lines that holds nothing but a random-looking value. Code
-# spans that long are rare, so they are found first and the words before them read after.
-_CODE_SPAN = r"`([^`\s\"']{10,200})`"  # quotes: a Go struct tag (`env:"TOKEN"`), not a value
-_KEY_WORD = re.compile(r"(?i)[a-z0-9_.\-]*(?:" + _KEYWORDS + r")[a-z0-9_.\-]*")
-_DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, when named so
-_DIGEST_WORDS = re.compile(r"(?i)commit|sha|hash|digest|checksum|revision|landed|merged|fixed")
-_MENTION_LINES = 4  # the value's line and the three before it
-
-
-def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
-    for found in spans(compiled(_CODE_SPAN), data):
-        start, end = found[1]
-        value = text[start:end]
-        if _ARGUMENT.match(value) or not looks_secret(value, True, literal=True):
-            continue
-        head = start - 1  # the opening backtick
-        line = head
-        for _ in range(_MENTION_LINES):
-            line = text.rfind("\n", 0, line) if line > 0 else -1
-        # Words inside an earlier code span (`API_TOKEN`) name a variable, not this value.
-        first = max(line + 1, text.rfind("`", 0, head) + 1, head - 480)
-        if _DIGEST.fullmatch(value) and _DIGEST_WORDS.search(text, first, start):
-            continue  # "the token fix landed in commit `9fceb02...`"
-        if any(
-            _named(key.group())  # `api secret`, `smtp password`; not `json_compatible_key`
-            for key in _KEY_WORD.finditer(text, first, start - 1)
-            if key.group().lower() not in _WEAK
-        ):
-            yield Finding("secret_assignment", "secret", start, end, 0.7)
-
-
-_ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$")  # `x=True`, `~a.b.C`
 _NAME_LIKE = re.compile(r"[A-Za-z][a-z0-9]*(?:[-_.][A-Za-z0-9]+)+")
-_WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 
-# Each shape wakes on its own trigger: most packets name a key somewhere, few hold these.
-DETECTORS: list[Detector] = [
-    Detector(r"(?i)" + _KEYWORDS, _assignments),
-    Detector(_ATTRIBUTE_START, _name_value_fields),
-    Detector(_NETRC, _netrc_passwords),
-    Detector(_COMMAND_THEN_OUTPUT, _printed_by_command),
-    Detector(_CODE_SPAN, _quoted_after_mention),
-]
+DETECTORS: list[Detector] = [Detector(r"(?i)" + KEYWORDS, _assignments)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from offload_mcp.privacy import assignments, pivots
+from offload_mcp.privacy import assignments, handovers, pivots
 from offload_mcp.privacy.checks import classes, is_placeholder, looks_random, shannon, word_bounded
 from offload_mcp.privacy.engine import Detector, Rule, compiled, spans
 from offload_mcp.privacy.findings import Finding
@@ -273,4 +273,5 @@ DETECTORS: list[Detector] = [
     Detector(r"://[^\s:/@]*:[^\s@/]+@", _url_passwords),
     Detector(r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}", _discord_bot_tokens),
     *assignments.DETECTORS,
+    *handovers.DETECTORS,
 ]
