@@ -180,6 +180,13 @@ POSITIVES = [
     ("Mailing address: {v}", "Flat 2, 18 Rue de Rivoli, 75004 Paris", "pii"),
     ("Date of birth (verified): {v}", "14 Feb 1991", "pii"),
     ("payroll: SSN {v}, born", "087935928", "pii"),
+    ("my birthday is {v}", "03/14/1962", "pii"),
+    (
+        "use this header: Bearer {v} for staging",
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a0f1e2d3c4",
+        "secret",
+    ),
+    ("pt is 62 y/o female, hx of breast cancer, MRN#: {v}", "00482913", "phi"),
     ("Callback number: {v}", "02 1221 6942", "pii"),
     ("Customer (phone {v}) says", "(11) 96150-1674", "pii"),
     ("q=You+can+reach+me+on+{v}+or+at+my+work+address", "904.416.9675", "pii"),  # form encoding
@@ -230,6 +237,7 @@ NEGATIVES = [
     '"address": {"line1": "510 Townsend St", "city": "San Francisco"}',  # Stripe's test data
     "password = settings.DB_PASSWORD\ntoken = self._token\nkey = Keys.ControlJ",
     "RegEnumKey = win32api.RegEnumKey",
+    "send `Authorization: Bearer <token>` or Bearer ${TOKEN}; Bearer YOUR_ACCESS_TOKEN_HERE",
     "$ kubectl get secret db -o jsonpath='{.data.username}' | base64 -d\napp_reporting_user\n",
     'fields = ["password", "confirm_password"]',
     "The token fix landed in `9fceb02d0ae598e95dc970b74767f19372d61af8`.",

@@ -47,14 +47,10 @@ _NARRATIVE = (
 _MRN = (
     r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
     r"account (?:no\.?|number|#)|acct ?#?|member id|subscriber id|policy (?:no\.?|number|#)|"
-    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)[\"']?\s*[:#=>]?\s*[\"']?#?\s*"
+    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)[\"']?\s*#?[:=>]?\s*[\"']?#?\s*"
     r"([A-Z0-9][A-Z0-9-]{4,19})\b"
 )
-# `pii`'s birth-date label, also with a note after it (`Date of birth (verified): ...`).
-_DOB = re.compile(
-    DOB[4:].replace(r")[\"']?\s*[:=,]?", r")(?:\s*\([^()\n]{1,30}\))?[\"']?\s*[:=,]?", 1),
-    re.I,
-)
+_DOB = re.compile(DOB[4:], re.I)  # `pii`'s birth-date label and date, for clinical text
 # Where a `_DOB` label may start; `?` in the data stands for the non-ASCII letters Python's
 # case folding matches to `i` and `s` (dotless i, long s).
 _DOB_START = (

@@ -147,6 +147,9 @@ RULES: list[Rule] = [
         _header_value,
         group=1,
     ),
+    _rule(  # `Bearer <token>` anywhere (a header pasted in prose, a doc's example filled in)
+        "auth_header", r"\bBearer[ \t]+([A-Za-z0-9._~+/=-]{20,})", _header_value, group=1
+    ),
     _rule(
         "api_key_header",
         r"(?i)(?:x-api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-goog-api-key|"
