@@ -181,6 +181,20 @@ POSITIVES = [
     ("Date of birth (verified): {v}", "14 Feb 1991", "pii"),
     ("payroll: SSN {v}, born", "087935928", "pii"),
     ("my birthday is {v}", "03/14/1962", "pii"),
+    ("AGENT: and the date of birth?\nCALLER: {v}\n", "May 19, 1953", "pii"),
+    ("sqlplus reporting/{v}@//ora-prod.internal:1521/ORCLPDB1", "Bn56xkC4LR7j1oymncS1", "secret"),
+    ("$ pulumi config set --secret dbPassword {v}", "yIIORizaQzgTa3", "secret"),
+    (
+        "SENTRY_AUTH\t{v}\tno",
+        "1347120363c2b310653f610d382729bd51e13c68bf56155a83e50fd9bc840e2a",
+        "secret",
+    ),
+    ("| CONTENTFUL_TOKEN   | {v} |", "SwbDUjsAaApaLVdDsx6o9SHqdAUQ8LLPxknNuWsqCOF", "secret"),
+    (
+        "define('SECURE_AUTH_KEY', '{v}');",
+        "y);;.fC4~#0r(*ezK)AHh$U?KXqey>MA5Laf23(?b?v:nU1DIZ#T",
+        "secret",
+    ),
     (
         "use this header: Bearer {v} for staging",
         "9f8e7d6c5b4a39281706f5e4d3c2b1a0f1e2d3c4",
@@ -196,7 +210,7 @@ POSITIVES = [
     ("Pt: Maria Gonzalez, DOB {v}. Assessment: type 2 diabetes", "03/14/1962", "phi"),
     ("the patient, {v}, reports nausea after chemo; MRN: A7734921", "Sarah Lee", "phi"),
     ("Claim 88213: member {v}, dx code E11.9, copay $20", "Alice Walker", "phi"),
-    ("MSH|^~\\&|EPIC|HOSP\rPID|1||{v}^^^HOSP^MR||DOE^JANE", "48213377", "phi"),
+    ("MSH|^~\\&|EPIC|HOSP\rPID|1||{v}^^^HOSP^MR||QUILL^ADA", "48213377", "phi"),
 ]
 
 NEGATIVES = [
@@ -237,6 +251,11 @@ NEGATIVES = [
     '"address": {"line1": "510 Townsend St", "city": "San Francisco"}',  # Stripe's test data
     "password = settings.DB_PASSWORD\ntoken = self._token\nkey = Keys.ControlJ",
     "RegEnumKey = win32api.RegEnumKey",
+    'export API_KEY="${API_KEY:?missing}"\nSTRIPE_SECRET_KEY=sk_live_...',
+    '- name: PASSWORD\n  value: "%(DB_PASS)s"',
+    "| API_TOKEN | Your API token from the dashboard |\n| SECRET_KEY | `xxxxxxxx` |",
+    "token = get_token(user, scope)\npassword = hash_password(raw)\nBASIC_AUTH=true",
+    "pulumi config set aws:region us-east-1",
     "send `Authorization: Bearer <token>` or Bearer ${TOKEN}; Bearer YOUR_ACCESS_TOKEN_HERE",
     "$ kubectl get secret db -o jsonpath='{.data.username}' | base64 -d\napp_reporting_user\n",
     'fields = ["password", "confirm_password"]',

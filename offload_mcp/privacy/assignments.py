@@ -25,6 +25,7 @@ _TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\]]*[ \t]+=(?![=>])"
 # After a key that names a secret: a separator, then a quoted or bare value.
 _ASSIGN = re.compile(
     r"(\"?'?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|==|=|:|->|>)[ \t]*"
+    r"|[ \t]+\|[ \t]+|\t+"  # a table's cell: `| TOKEN | value |`, `TOKEN<tab>value`
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
     r"|\s+(?:is|was|are|=):?\s+(?:set to\s+)?)"  # "the db password is:\n\n    s3cr3t"
     r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`"
@@ -35,7 +36,7 @@ _ASSIGN = re.compile(
 # Python iteration each. The separator's start holds no key, so no later key is skipped.
 _KEY_ASSIGNED = (
     r"(" + _KEY[4:].join(("(?i:", ")")) + r")"
-    rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|{SPACE}+(?:is|was|are|=):?{SPACE})"
+    rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|[ \t]+\|[ \t]|\t|{SPACE}+(?:is|was|are|=):?{SPACE})"
 )
 # Name segments that hold a secret on their own.
 _STRONG = words(
@@ -79,9 +80,9 @@ _LITERAL_NAME = rf"{_PART}(?:\.{_PART})+|{_WORD}"
 # Code that hands a secret on names it in any case: `settings.DB_PASSWORD`, `Keys.ControlJ`.
 # A segment in a case people write (`win32api`, `MLKEM768X25519PrivateKey`); not `igN8mrrR9`.
 _SEGMENT_NAME = r"(?:[a-z_][a-z0-9_]*|[A-Za-z_][A-Za-z_]*\d*(?:[A-Z][A-Za-z_]*\d*)*)"
-_REFERENCE = rf"{_SEGMENT_NAME}(?:\.{_SEGMENT_NAME})+|{_WORD}"
+_REFERENCE = rf"{_SEGMENT_NAME}(?:\.{_SEGMENT_NAME})+|{_WORD}|.*\(.*"  # or a call: `get(x)`
 _NOT_SECRET = re.compile(
-    r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|.*\(.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
+    r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
     r"|(?-i:(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_](?:[a-z]+|[A-Z][a-z]*|[A-Z]+))*)"
 )
 
@@ -99,8 +100,8 @@ def names_secret(key: str, before: str = "") -> bool:
             return True
         if segment in ("key", "auth") and index > 0 and segments[index - 1] in _QUALIFIERS:
             return True
-    # `STRIPE_KEY`, `maps_key`: a vendor's key; the caller then wants a random-looking value.
-    if len(segments) > 1 and segments[-1] == "key":
+    # `STRIPE_KEY`, `SENTRY_AUTH`: a vendor's key; the caller then wants a random-looking value.
+    if len(segments) > 1 and segments[-1] in ("key", "auth"):
         return True
     return segments[0] in ("key", "auth") and before.lower() in _QUALIFIERS
 

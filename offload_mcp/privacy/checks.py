@@ -18,9 +18,10 @@ _TOKEN = _WORD | frozenset("-+/=.")
 _PLACEHOLDER = re.compile(
     r"""(?ix)
     ^(?:
-        \$\{?[\w.:-]+\}? | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*> | \[[^\[\]]*\]
-      | \*{3,}.* | .*\*{4,}.* | .*(?-i:123456789|abcdefgh|ABCDEFGH).*
-      | x{4,} | .*(?:xxxx|XXXX).* | •+ | \.{3,} | _+ | -+ | 0{6,}
+        \$\{?[\w.:-]+\}? | \$\{[^{}]*\} | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*>
+      | \[[^\[\]]*\] | %\([\w.-]+\)[sdr] | \{[\w.]*\} | \*{3,}.* | .*\*{4,}.*
+      | .*(?-i:123456789|abcdefgh|ABCDEFGH).*
+      | x{4,} | .*(?:xxxx|XXXX).* | •+ | \.{3,} | .*(?:\.\.\.|…) | _+ | -+ | 0{6,}
       | (?:os\.environ|os\.getenv|getenv|process\.env|env\(|ENV\[|System\.getenv|var\.|local\.|
           data\.|module\.|secrets\.|vault:|ssm:|arn:aws:|!Ref|!Sub|\#\{|ref\+).*
       | .*(?:changeme|change[-_]me|your[-_]|my[-_]?secret|insert[-_]|replace[-_]?(?:me|with)|

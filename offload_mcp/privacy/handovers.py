@@ -48,11 +48,12 @@ _NETRC = r"(?m)^[ \t]*(?:machine|default)[ \t]+\S"
 _NETRC_PASSWORD = r"(?m)(?:^|[ \t])password[ \t]+(\S+)"
 
 
-# A terminal: a command that reads a secret (`kubectl get secret db -o jsonpath=
-# '{.data.password}' | base64 -d`, `vault kv get -field=token ...`), then its output line.
+# A terminal: a command that reads a secret (`$ kubectl get secret db -o jsonpath=
+# '{.data.password}' | base64 -d`, `% vault kv get -field=token ...`), then its output line.
+# Only `$` and `%` prompts: `#` and `>` start comments and quotes as often.
 _COMMAND_THEN_OUTPUT = (
-    r"(?m)^[ \t]*[$#>%][ \t]+([^\n]*(?i:pass|pwd|secret|token|key|cred)[^\n]*)\n"
-    r"[ \t]*([^\s$#>%]\S{5,199})[ \t]*$"
+    r"(?m)^[ \t]*[$%][ \t]+([^\n]*(?i:pass|pwd|secret|token|key|cred)[^\n]*)\n"
+    r"[ \t]*([^\s$%#>]\S{5,199})[ \t]*$"
 )
 _RESOURCE_WORDS = frozenset({"secret", "secrets", "secretsmanager", "get-secret-value"})
 
@@ -98,7 +99,8 @@ def _quoted_after_mention(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("secret_assignment", "secret", start, end, 0.7)
 
 
-_ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$")  # `x=True`, `~a.b.C`
+# Code, not a value: `x=True`, `~a.b.C`, `token.ISEOF(t.type)`.
+_ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$|[\w.]+\(.*\)$")
 _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 

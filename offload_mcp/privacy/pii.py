@@ -249,7 +249,9 @@ _DATE = (
 DOB = (
     r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
     r"geburtsdatum|fecha de nacimiento)(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
-    r"(?:\s+(?:is|was))?[\"']?\s*[:=,]?\s*[\"']?(" + _DATE + r")"
+    r"(?:\s+(?:is|was))?[\"']?\s*[:=,]?\s*[\"']?"
+    r"(?:\?[ \t]*\n[ \t]*[A-Za-z][\w .-]{0,20}:[ \t]*)?"  # a transcript's answer: `CALLER: ...`
+    r"(" + _DATE + r")"
 )
 
 RULES: list[Rule] = [

@@ -184,6 +184,21 @@ RULES: list[Rule] = [
         group=1,
         bound=False,
     ),
+    _rule(  # Oracle's `user/password@host`: `sqlplus app/secret@//db:1521/SVC`, `jdbc:oracle:thin:`
+        "url_password",
+        r"(?:\b(?:sqlplus|sqlldr|expdp|impdp|rman|dgmgrl)(?:[ \t]+-\w+)*[ \t]+|jdbc:oracle:thin:)"
+        r"[\w$#]+/([^\s@/\"']{4,})@",
+        _cli_password,
+        group=1,
+        bound=False,
+    ),
+    _rule(  # `pulumi config set --secret dbPassword ...`, `heroku config:set`'s space form
+        "cli_password",
+        r"\bconfig[ :]set[ \t]+(?:--secret[ \t]+)?[\w.:-]*(?i:pass|secret|token|key)[\w.:-]*"
+        r"[ \t]+[\"']?([^\s\"']{6,})",
+        _cli_password,
+        group=1,
+    ),
     _rule(  # MySQL's clients take the password glued to the flag: `mysql -u root -psecret`
         "cli_password",
         r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p['\"]?([^\s'\"]{6,})",

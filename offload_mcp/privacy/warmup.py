@@ -12,9 +12,9 @@ import threading
 
 _done = threading.Event()
 
-# Invented stand-ins (no real person or credential) that reach every detector's slow path
-# once: assignments, headers, URLs, phones, tables, SQL, clinical records, JSON and URL
-# escapes. What the scan finds in them is thrown away.
+# Invented values (no real person or credential, yet not the stand-ins the detectors skip)
+# that reach every detector's slow path once: assignments, headers, URLs, phones, tables, SQL,
+# clinical records, JSON and URL escapes. What the scan finds in them is thrown away.
 _SAMPLE = "\n".join(
     (
         'API_KEY="<API_KEY>"  password: ${DB_PASSWORD}  token = os.environ["TOKEN"]',
@@ -23,12 +23,12 @@ _SAMPLE = "\n".join(
         "call +44 20 7946 0000 or (555) 555-0100, 001 555 0100, mail jane.doe@example.com",
         "host 192.0.2.10 and 2001:db8::1, card 4111 1111 1111 1111, IBAN GB82WEST12345698765432",
         "ssn 000-00-0000, 1600 Example Avenue, DOB: 1970-01-01",
-        "name,email,phone,dob\nJane Doe,jane@example.com,555-0100,1970-01-01",
-        "INSERT INTO people (name, phone) VALUES ('Jane Doe', '555-0100');",
+        "name,email,phone,dob\nAda Quill,ada@example.com,555-0100,1971-02-03",
+        "INSERT INTO people (name, phone) VALUES ('Ada Quill', '555-0100');",
         'phone: "555-0100"  ssn=000-00-0000',
-        "Patient: Jane Doe  MRN: EXAMPLE-0  Diagnosis: none",
-        "PID|1||EXAMPLE^^^MRN||DOE^JANE||19700101|F",
-        '{"resourceType": "Patient", "name": [{"family": "Doe"}], "birthDate": "1970-01-01"}',
+        "Patient: Ada Quill  MRN: Q1234567  Diagnosis: none",
+        "PID|1||Q1234567^^^MRN||QUILL^ADA||19710203|F",
+        '{"resourceType": "Patient", "name": [{"family": "Quill"}], "birthDate": "1971-02-03"}',
         '{"note": "line one\\nsecret: \\"<SECRET>\\"\\u0041"}  q=a%20b%40example.com',
         "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----",
         '<add key="ApiKey" value="${API_KEY}" />  AKIAIOSFODNN7EXAMPLE',
@@ -37,10 +37,10 @@ _SAMPLE = "\n".join(
         "$ kubectl get secret x -o jsonpath='{.data.password}' | base64 -d\n<PASSWORD>",
         "the api secret? use `<SECRET_VALUE_HERE>`  Home address: 1 Example Road",
         "Callback number: 020 7946 0000  mobile 8123 0000  Date of birth (verified): 1 Jan 1970",
-        "| mrn | first_name | dob |\n|---|---|---|\n| EXAMPLE-1 | Jane | 1970-01-01 |",
-        '<patientRole><id extension="EXAMPLE"/><patient><name><given>Jane</given></name>'
-        "</patient></patientRole>  NM1*IL*1*DOE*JANE****MI*EXAMPLE~DMG*D8*19700101~",
-        "Pt Jane Doe, 67M, MRN EXAMPLE, presents with pain; Jane has been on aspirin 81 mg.",
+        "| mrn | first_name | dob |\n|---|---|---|\n| Q1234567 | Ada | 1971-02-03 |",
+        '<patientRole><id extension="Q1234567"/><patient><name><given>Ada</given></name>'
+        "</patient></patientRole>  NM1*IL*1*QUILL*ADA****MI*Q1234567~DMG*D8*19710203~",
+        "Pt Ada Quill, 67F, MRN Q1234567, presents with pain; Ada has been on aspirin 81 mg.",
     )
 )
 
