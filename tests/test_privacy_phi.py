@@ -433,3 +433,117 @@ PSQL_EXPANDED = (
 )
 def test_mysql_and_psql_expanded_results(text: str, values: list[str]) -> None:
     assert all(_covered(text, value, "phi") for value in values)
+
+
+# Templates, fixtures and the standards' own examples: documentation, not people. A stand-in
+# name or a sentinel birth date makes the whole record (resource, message, row) a fixture.
+FIXTURES = {
+    "fhir_template": '{"resourceType":"Patient","name":[{"family":"<family>","given":'
+    '["<given>"]}],"birthDate":"YYYY-MM-DD"}',
+    "fhir_mustache": '{"resourceType":"Patient","name":[{"family":"{{family}}","given":'
+    '["${given}"]}],"birthDate":"xxx"}',
+    "fhir_test_patient": '{"resourceType":"Patient","name":[{"family":"Test","given":'
+    '["Patient"]}],"birthDate":"1900-01-01"}',
+    "fhir_sentinel_dob": '{"resourceType":"Patient","identifier":[{"value":"448102"}],'
+    '"name":[{"family":"Okafor","given":["Chidi"]}],"birthDate":"1900-01-01"}',
+    "fhir_spec_example": '{"resourceType":"Patient","id":"example","name":[{"use":"official",'
+    '"family":"Chalmers","given":["Peter","James"]}],"gender":"male","birthDate":"1974-12-25"}',
+    "sql_insert": "INSERT INTO patients (mrn, first_name, last_name, dob) VALUES "
+    "('MRN0001', 'Test', 'Patient', '1900-01-01');",
+    "markdown_row": "| mrn | name | dob |\n|---|---|---|\n| 000000 | John Doe | 1970-01-01 |\n",
+    "csv_row": "mrn,name,dob,diagnosis\n000000,Erika Mustermann,1970-01-01,E11.9\n",
+    "hl7_everyman": "MSH|^~\\&|ADT1|GOOD HEALTH HOSPITAL|GHH LAB|GHH|198808181126||ADT^A01|"
+    "MSG00001|P|2.8\rPID|1||PATID1234^^^GHH^MR||EVERYMAN^ADAM^A^III||19610615|M|||"
+    "2222 HOME STREET^^GREENSBORO^NC^27401-1020||(555) 555-2004\r"
+    "NK1|1|NUCLEAR^NELDA^W|SPO^SPOUSE\r",
+    "hl7_everywoman": "PID|1||555-44-4444^^^MR||EVERYWOMAN^EVE^E^^^^L|JONES|19620320|F\r",
+    "hl7_template": "PID|1||<mrn>^^^HOSP^MR||<family>^<given>||YYYYMMDD|F\r",
+    "cda_doe": '<recordTarget><patientRole><id extension="998991" root="2.16.840.1"/>'
+    "<patient><name><given>Jane</given><family>Doe</family></name>"
+    '<birthTime value="19700101"/></patient></patientRole></recordTarget>',
+    "x12_doe": "NM1*IL*1*DOE*JOHN****MI*W12345678~N3*12 ELM ST~DMG*D8*19700101*M~",
+    "note_mustermann": "Patient: Max Mustermann, diagnosis hypertension, metformin 500 mg.",
+}
+# The same containers about someone real: a realistic name and birth date, found as PHI.
+REAL = {
+    "fhir": (
+        '{"resourceType":"Patient","name":[{"family":"Okafor","given":["Chidi"]}],'
+        '"birthDate":"1983-07-14"}',
+        ["Okafor", "Chidi", "1983-07-14"],
+    ),
+    "sql": (
+        "INSERT INTO patients (mrn, first_name, last_name, dob) VALUES "
+        "('MRN448102', 'Lucia', 'Bertolini', '1958-02-27');",
+        ["MRN448102", "Lucia", "Bertolini", "1958-02-27"],
+    ),
+    "markdown": (
+        "| mrn | name | dob |\n|---|---|---|\n| 730114 | Tomasz Wilk | 1991-10-03 |\n",
+        ["730114", "Tomasz Wilk", "1991-10-03"],
+    ),
+    "csv": (
+        "mrn,name,dob,diagnosis\n882301,Aiyana Redcloud,1976-05-19,E11.9\n",
+        ["882301", "Aiyana Redcloud", "1976-05-19"],
+    ),
+    "hl7": (
+        "MSH|^~\\&|ADT1|MERCY|LAB|MERCY|202401021130||ADT^A01|MSG7|P|2.5\r"
+        "PID|1||480021^^^MERCY^MR||HALVORSEN^INGRID^M||19490811|F\r",
+        ["480021^^^MERCY^MR", "HALVORSEN^INGRID^M", "19490811"],
+    ),
+    "cda": (
+        '<recordTarget><patientRole><id extension="771203" root="2.16.840.1"/>'
+        "<patient><name><given>Rosalind</given><family>Achebe</family></name>"
+        '<birthTime value="19620904"/></patient></patientRole></recordTarget>',
+        ["771203", "Rosalind", "Achebe", "19620904"],
+    ),
+    "x12": (
+        "NM1*IL*1*KOWALCZYK*MAREK****MI*W88213407~N3*41 BIRCH LN~DMG*D8*19800217*M~",
+        ["KOWALCZYK", "MAREK", "W88213407", "41 BIRCH LN", "19800217"],
+    ),
+    "note": (
+        "Patient: Marek Kowalczyk, diagnosis hypertension, metformin 500 mg.",
+        ["Marek Kowalczyk"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_placeholders_fixtures_and_spec_examples_are_not_phi(name: str) -> None:
+    text = FIXTURES[name]
+    assert not [text[f.start : f.end] for f in scan(text) if f.category == "phi"]
+
+
+@pytest.mark.parametrize("name", ["fhir_template", "sql_insert", "markdown_row", "cda_doe"])
+def test_fixture_records_are_clean(name: str) -> None:
+    assert scan(FIXTURES[name]) == []
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_records_beside_the_fixtures_are_found(name: str) -> None:
+    text, values = REAL[name]
+    assert all(_covered(text, value, "phi") for value in values)
+
+
+def test_a_fixture_drops_only_its_own_record() -> None:
+    bundle = (
+        '{"resourceType":"Bundle","entry":[{"resource":' + FIXTURES["fhir_test_patient"] + "},"
+        '{"resource":' + REAL["fhir"][0] + "}]}"
+    )
+    assert all(_covered(bundle, value, "phi") for value in REAL["fhir"][1])
+    assert not _covered(bundle, "Test")
+    rows = (
+        "mrn,name,dob,diagnosis\n000000,John Doe,1970-01-01,E11.9\n882301,Ana Ruiz,1976-05-19,I10\n"
+    )
+    assert _covered(rows, "Ana Ruiz", "phi")
+    assert not _covered(rows, "John Doe")
+    messages = FIXTURES["hl7_everyman"] + REAL["hl7"][0]
+    assert _covered(messages, "HALVORSEN^INGRID^M", "phi")
+    assert not _covered(messages, "EVERYMAN^ADAM^A^III")
+    claim = FIXTURES["x12_doe"] + REAL["x12"][0]
+    assert _covered(claim, "KOWALCZYK", "phi")
+    assert not _covered(claim, "DOE")
+
+
+def test_impossible_dates_are_not_birth_dates() -> None:
+    text = '{"resourceType":"Patient","name":[{"family":"Okafor"}],"birthDate":"1983-13-45"}'
+    assert not _covered(text, "1983-13-45", "phi")
+    assert _covered(text, "Okafor", "phi")

@@ -8,7 +8,7 @@ records (HL7, FHIR, CDA, X12) are read by their layout in `records.py`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from offload_mcp.privacy.checks import is_placeholder, word_bounded
 from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
@@ -58,6 +58,79 @@ _DOB_START = (
     r"|fecha de nac[i?]m[i?]ento"
 )
 _NOT_NAMES = words("The This That Patient Name Date Unknown None Doe Test Sample")
+# Who fixtures, docs and the standards' own examples are about: a record naming one of them
+# (`Test Patient`, `John Doe`, HL7's `EVERYMAN^ADAM`, FHIR's `Chalmers, Peter`) or born on a
+# sentinel day is a stand-in, and its other values (id, birth date) are made up with it.
+STAND_INS = words(
+    "Doe Test Patient Sample Example Demo Dummy Fake Mustermann Everyman Everywoman Chalmers"
+)
+SENTINEL_DATES = words("19000101 19700101 00010101 11111111 99991231")
+_ISO = re.compile(r"(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})|(\d{1,2})/(\d{1,2})/(\d{4})")
+_STAND_IN = re.compile(r"(?i)(?<![^\W\d_])(?:" + "|".join(STAND_INS) + r")(?![^\W\d_])")
+_MASK = re.compile(r"(?i)x{2,}|[x#*?_.-]{2,}|n/a|unknown|tbd")
+
+
+def placeholder(value: str) -> bool:
+    """A template or mask rather than a value: `<given>`, `{{family}}`, `xxx`, `<mrn>^^^H^MR`."""
+    # An HL7 value's first component is the value; the rest qualify it.
+    first = _COMPONENT.search(value)
+    if first is None:
+        return True
+    part = first.group().strip()
+    return is_placeholder(part) or _MASK.fullmatch(part) is not None
+
+
+_COMPONENT = re.compile(r"[^^~&]*[^^~&\s][^^~&]*")
+
+
+def _date(value: str) -> str | None:
+    """`YYYYMMDD` for an ISO, HL7 (`19610615[1230]`) or US (`06/15/1961`) date, else None."""
+    match = _ISO.match(value.strip())
+    if match is None:
+        return None
+    if match.group(1):
+        return match.group(1) + match.group(2) + match.group(3)
+    return match.group(6) + match.group(4).zfill(2) + match.group(5).zfill(2)
+
+
+def _real_date(value: str, iso: str | None) -> bool:
+    """A possible month and day, or some other notation with digits (not `YYYY-MM-DD`)."""
+    if iso is not None:
+        return 1 <= int(iso[4:6]) <= 12 and 1 <= int(iso[6:]) <= 31
+    return any(c.isdigit() for c in value) and not placeholder(value)
+
+
+def stand_in(kind: str, value: str) -> bool:
+    """A stand-in's name (any of its parts) or a sentinel birth date."""
+    if kind == "date_of_birth":
+        return _date(value) in SENTINEL_DATES
+    return kind == "patient_name" and _STAND_IN.search(value) is not None
+
+
+def fixture(values: Iterable[tuple[str, str]]) -> bool:
+    """Whether a record's `(kind, value)` pairs name a stand-in or a sentinel birth date."""
+    return any(stand_in(kind, value) for kind, value in values)
+
+
+def people(text: str, found: Iterable[Finding]) -> Iterator[Finding]:
+    """One record's findings: none if it is a fixture's, else all but templates and non-dates."""
+    kept: list[Finding] = []
+    for finding in found:
+        value = text[finding.start : finding.end]
+        if finding.kind == "date_of_birth":
+            iso = _date(value)
+            if iso in SENTINEL_DATES:
+                return
+            if not _real_date(value, iso):
+                continue
+        elif stand_in(finding.kind, value):
+            return
+        elif placeholder(value):
+            continue
+        kept.append(finding)
+    yield from kept
+
+
 # Words of field and column names (`PID-3 Patient Identifier List`): never part of a name.
 _FIELD_WORDS = words(
     "Identifier Identifiers List Number Record Records Code Codes Type Status Field Fields "
@@ -105,7 +178,9 @@ _TAGGED_SKIP = words(
 
 def _not_name(parts: list[str]) -> bool:
     """A stand-in (`Test Patient`) or a field name (`Patient Identifier List`)."""
-    return parts[0] in _NOT_NAMES or any(part.strip(",.") in _FIELD_WORDS for part in parts)
+    if parts[0] in _NOT_NAMES or stand_in("patient_name", " ".join(parts)):
+        return True
+    return any(part.strip(",.") in _FIELD_WORDS for part in parts)
 
 
 def _tagged(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
@@ -146,7 +221,7 @@ def _people(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
             value = name.group(1).strip()
             if value[:1].isupper() and value.split()[0] not in _NOT_NAMES:
                 first = name.start(1)
-                if not is_placeholder(value):
+                if not is_placeholder(value) and not stand_in("patient_name", value):
                     yield Finding("patient_name", "phi", first, first + len(value), 0.8)
 
 
@@ -253,6 +328,8 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
     yield from names
     yield from _same_patient(text, names)
     for match in finditer(_DOB, _DOB_START, text, data):
+        if stand_in("date_of_birth", match.group(1)):
+            continue
         yield Finding("date_of_birth", "phi", match.start(1), match.end(1), 0.85)
 
 

@@ -6,11 +6,11 @@ these are flagged by position, wherever the record appears (no clinical words ne
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 
-from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.clinical import closing, fake_id
+from offload_mcp.privacy.clinical import closing, fake_id, people
 from offload_mcp.privacy.engine import Detector, finditer
 from offload_mcp.privacy.findings import Finding
 
@@ -41,9 +41,22 @@ _SEGMENT = re.compile(r"(?:^|[\r\n])[ \t]*(PID|NK1|GT1|IN1|MRG)\|[^\r\n]*")
 _SEGMENT_START = r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|"
 
 
+_MSH = re.compile(r"(?:^|[\r\n])[ \t]*MSH\|")
+
+
 def _hl7(text: str, data: bytes) -> Iterator[Finding]:
-    """HL7 v2 segments that name, date and locate the patient, flagged by field position."""
+    """HL7 v2 segments that name, date and locate the patient, flagged by field position.
+
+    A message is one record: if any of its people is a stand-in, none of its values count.
+    """
+    starts = [m.start() for m in _MSH.finditer(text)] if "MSH|" in text else []
+    found: list[Finding] = []
+    message = -1
     for segment in finditer(_SEGMENT, _SEGMENT_START, text, data):
+        current = bisect.bisect_right(starts, segment.start())
+        if current != message:
+            yield from people(text, found)
+            message, found = current, []
         wanted = _HL7_FIELDS[segment.group(1)]
         position = segment.start(1)
         for number, field in enumerate(
@@ -53,8 +66,9 @@ def _hl7(text: str, data: bytes) -> Iterator[Finding]:
             value = field.strip("^~ ")
             if kind and value and not set(value) <= set("^~&\\"):
                 start = position + field.index(value[0])
-                yield Finding(kind, "phi", start, start + len(value), 0.9)
+                found.append(Finding(kind, "phi", start, start + len(value), 0.9))
             position += len(field) + 1
+    yield from people(text, found)
 
 
 _FHIR = re.compile(
@@ -76,21 +90,62 @@ _FHIR_VALUE = re.compile(r"\"value\"\s*:\s*\"([^\"]+)\"")
 
 
 def _fhir(text: str, data: bytes) -> Iterator[Finding]:
-    """FHIR resources: names, birth dates, identifiers, contacts and addresses of people."""
+    """FHIR resources: names, birth dates, identifiers, contacts and addresses of people.
+
+    Each resource is one record: a stand-in patient's resource yields nothing.
+    """
+    found: list[Finding] = []
     for match in _FHIR.finditer(text):
         key = match.group()[1 : match.group().index('"', 1)]
         kind = _FHIR_KINDS.get(key, "patient_name")
         if match.group(2) is not None:
             for item in _FHIR_LIST.finditer(match.group(2)):
                 start = match.start(2) + item.start(1)
-                yield Finding(kind, "phi", start, start + len(item.group(1)), 0.85)
+                found.append(Finding(kind, "phi", start, start + len(item.group(1)), 0.85))
             continue
         group = next(g for g in (1, 3, 4) if match.group(g) is not None)
-        yield Finding(kind, "phi", match.start(group), match.end(group), 0.85)
+        found.append(Finding(kind, "phi", match.start(group), match.end(group), 0.85))
     for array in _FHIR_ARRAYS.finditer(text):
         end = closing(text, array.end() - 1)
         for value in _FHIR_VALUE.finditer(text, array.end(), end):
-            yield Finding("identifier", "phi", value.start(1), value.end(1), 0.85)
+            found.append(Finding("identifier", "phi", value.start(1), value.end(1), 0.85))
+    records: dict[int, list[Finding]] = {}
+    starts, ends, parents = _resources(text)
+    for finding in found:
+        owner = bisect.bisect_right(starts, finding.start) - 1
+        while owner >= 0 and ends[owner] <= finding.start:
+            owner = parents[owner]
+        records.setdefault(owner, []).append(finding)
+    for record in records.values():
+        yield from people(text, record)
+
+
+def _resources(text: str) -> tuple[list[int], list[int], list[int]]:
+    """Starts, ends and enclosing resource (or -1) of the JSON objects with a `resourceType`."""
+    stack: list[tuple[int, bool]] = []
+    spans: list[tuple[int, int]] = []
+    for token in _TOKEN.finditer(text):
+        char = token.group()[0]
+        if char in "[{":
+            stack.append((token.start(), False))
+        elif char in "]}":
+            if stack and (opened := stack.pop())[1]:
+                spans.append((opened[0], token.end()))
+        elif token.group(1) == "resourceType" and stack:
+            stack[-1] = (stack[-1][0], True)
+    spans.extend((start, len(text)) for start, resource in stack if resource)  # never closed
+    spans.sort()
+    parents: list[int] = []
+    open_: list[int] = []
+    for index, (start, _) in enumerate(spans):
+        while open_ and spans[open_[-1]][1] <= start:
+            open_.pop()
+        parents.append(open_[-1] if open_ else -1)
+        open_.append(index)
+    return [s for s, _ in spans], [e for _, e in spans], parents
+
+
+_TOKEN = re.compile(r'"((?:[^"\\\n]|\\.)*)"|[\[\]{}]')
 
 
 # C-CDA / CDA: the record target's `<patientRole>` holds the patient's ids, address, phone and,
@@ -125,21 +180,25 @@ def _cda(text: str, data: bytes) -> Iterator[Finding]:
         end = len(text) if close < 0 else close
         other = _CDA_OTHERS.search(text, role.end(), end)
         stop = end if other is None else other.start()
-        for field in _CDA_FIELD.finditer(text, role.end(), stop):
-            if field.group(1):
-                kind = _CDA_KINDS[field.group(1)]
-                start, value = field.start(2), field.group(2)
-            else:
-                attr = _CDA_ATTR.search(field.group(4))
-                wanted = "extension" if field.group(3) == "id" else "value"
-                if attr is None or attr.group(1) != wanted:
-                    continue
-                kind = _CDA_KINDS[field.group(3)]
-                start, value = field.start(4) + attr.start(2), attr.group(2)
-            stripped = value.strip()
-            if stripped and not is_placeholder(stripped) and not fake_id(stripped):
-                start += value.index(stripped[0])
-                yield Finding(kind, "phi", start, start + len(stripped), 0.85)
+        yield from people(text, _cda_fields(text, role.end(), stop))
+
+
+def _cda_fields(text: str, begin: int, stop: int) -> Iterator[Finding]:
+    for field in _CDA_FIELD.finditer(text, begin, stop):
+        if field.group(1):
+            kind = _CDA_KINDS[field.group(1)]
+            start, value = field.start(2), field.group(2)
+        else:
+            attr = _CDA_ATTR.search(field.group(4))
+            wanted = "extension" if field.group(3) == "id" else "value"
+            if attr is None or attr.group(1) != wanted:
+                continue
+            kind = _CDA_KINDS[field.group(3)]
+            start, value = field.start(4) + attr.start(2), attr.group(2)
+        stripped = value.strip()
+        if stripped and not fake_id(stripped):
+            start += value.index(stripped[0])
+            yield Finding(kind, "phi", start, start + len(stripped), 0.85)
 
 
 # X12 837/270/271: `NM1*IL` (subscriber) and `NM1*QC` (patient) name the person and carry the
@@ -152,24 +211,32 @@ _X12 = re.compile(
 
 
 def _x12(text: str, data: bytes) -> Iterator[Finding]:
-    """Subscriber and patient segments of X12 health claims, read by element position."""
+    """Subscriber and patient segments of X12 health claims, read by element position.
+
+    A person is one record: their `NM1` and the `N3`/`DMG` after it, up to the next `NM1`.
+    """
+    found: list[Finding] = []
     for segment in finditer(_X12, _X12_START, text, data):
         sep = segment.group(2) or segment.group(3)
         wanted = {3: "patient_name", 4: "patient_name", 5: "patient_name", 9: "mrn"}
         if segment.group(3):
             wanted = {2: "date_of_birth"}
-        elif segment.group(1).split(sep)[2:3] == ["2"]:  # a company (entity type 2), no person
-            wanted = {9: "mrn"}
-        yield from _elements(segment.group(1), segment.start(1), sep, wanted)
+        else:
+            yield from people(text, found)
+            found = []
+            if segment.group(1).split(sep)[2:3] == ["2"]:  # a company (entity type 2)
+                wanted = {9: "mrn"}
+        found.extend(_elements(segment.group(1), segment.start(1), sep, wanted))
         if segment.group(4):
-            yield from _elements(segment.group(4), segment.start(4), sep, {1: "address"})
+            found.extend(_elements(segment.group(4), segment.start(4), sep, {1: "address"}))
+    yield from people(text, found)
 
 
 def _elements(segment: str, offset: int, sep: str, wanted: dict[int, str]) -> Iterator[Finding]:
     position = offset
     for number, element in enumerate(segment.split(sep)):
         value = element.strip()
-        if number in wanted and value and not is_placeholder(value):
+        if number in wanted and value:
             start = position + element.index(value[0])
             yield Finding(wanted[number], "phi", start, start + len(value), 0.85)
         position += len(element) + 1

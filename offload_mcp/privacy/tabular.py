@@ -166,6 +166,24 @@ def _wanted(
     return wanted, clinical
 
 
+def _fixture(columns: list[str], values: list[str]) -> bool:
+    """A row about a stand-in (`Test`, `John Doe`, born 1900-01-01): every value is made up."""
+    from offload_mcp.privacy.clinical import stand_in  # clinical imports pii, which imports us
+
+    return any(
+        stand_in(kind, values[index])
+        for index, kind in _person_columns(tuple(columns))
+        if index < len(values)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _person_columns(columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """The name and birth-date columns, by index, that tell a fixture's row."""
+    kinds = ((i, _COLUMNS.get(c, ("",))[0]) for i, c in enumerate(columns))
+    return tuple((i, k) for i, k in kinds if k in ("patient_name", "date_of_birth"))
+
+
 def _unpiped(line: str, start: int) -> tuple[str, int]:
     """A markdown row without its outer pipes, and where what is left starts."""
     stripped = line.rstrip(" \t\r")
@@ -199,11 +217,11 @@ def _csv(text: str, data: bytes) -> Iterator[Finding]:
             found = cells(row, sep)
             if len(found) != len(columns):
                 break
-            for index, (start, stop) in enumerate(found):
-                if index in wanted and _cell_ok(
-                    row[start:stop], wanted[index][1], wanted[index][0]
-                ):
-                    yield _finding(wanted[index][0], offset + start, offset + stop, clinical)
+            values = [row[start:stop] for start, stop in found]
+            if not _fixture(columns, values):
+                for index, (start, stop) in enumerate(found):
+                    if index in wanted and _cell_ok(values[index], *wanted[index][1::-1]):
+                        yield _finding(wanted[index][0], offset + start, offset + stop, clinical)
             position = end + 1
 
 
@@ -221,6 +239,8 @@ def _expanded(text: str, data: bytes) -> Iterator[Finding]:
             position = pair.end() + 1
         columns = [_normal(pair.group(1)) for pair in pairs]
         wanted, clinical = _wanted(columns, text, data)
+        if _fixture(columns, [pair.group(2) for pair in pairs]):
+            continue
         for index, pair in enumerate(pairs):
             if index in wanted and _cell_ok(pair.group(2), wanted[index][1], wanted[index][0]):
                 yield _finding(wanted[index][0], pair.start(2), pair.end(2), clinical)
@@ -233,6 +253,8 @@ def _sql(text: str, data: bytes) -> Iterator[Finding]:
         position = insert.end()
         while wanted and (row := _ROW.match(text, position)) is not None:
             cells = [(m.group(1), m.start(1)) for m in _CELL.finditer(row.group(1)) if m.group()]
+            if _fixture(columns, [cell.strip().strip("'") for cell, _ in cells]):
+                cells = []
             for index, (cell, offset) in enumerate(cells):
                 value = cell.strip().strip("'")
                 if index in wanted and _cell_ok(value, wanted[index][1], wanted[index][0]):
