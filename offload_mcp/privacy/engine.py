@@ -175,9 +175,15 @@ def finditer(
 @functools.cache
 def engine() -> Engine:
     """The rule book, compiled on first use (never at server start)."""
-    from offload_mcp.privacy import clinical, pii, records, secrets
+    from offload_mcp.privacy import clinical, people, pii, records, secrets
 
     return Engine(
         [*secrets.RULES, *pii.RULES],
-        [*secrets.DETECTORS, *pii.DETECTORS, *clinical.DETECTORS, *records.DETECTORS],
+        [
+            *secrets.DETECTORS,
+            *pii.DETECTORS,
+            *clinical.DETECTORS,
+            *records.DETECTORS,
+            *people.DETECTORS,
+        ],
     )
