@@ -256,6 +256,8 @@ NEGATIVES = [
     "| API_TOKEN | Your API token from the dashboard |\n| SECRET_KEY | `xxxxxxxx` |",
     "token = get_token(user, scope)\npassword = hash_password(raw)\nBASIC_AUTH=true",
     "pulumi config set aws:region us-east-1",
+    '{"resourceType": "Patient", "name": [{"family": "Test"}], "birthDate": "1900-01-01"}',
+    "default DOB 1970-01-01 for imported rows; ssn 555-44-4444 in HL7's sample message",
     "send `Authorization: Bearer <token>` or Bearer ${TOKEN}; Bearer YOUR_ACCESS_TOKEN_HERE",
     "$ kubectl get secret db -o jsonpath='{.data.username}' | base64 -d\napp_reporting_user\n",
     'fields = ["password", "confirm_password"]',

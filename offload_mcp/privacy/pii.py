@@ -181,13 +181,21 @@ def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("phone", "pii", match.start(1), match.end(1), 0.7)
 
 
+def _real_birth_date(value: str) -> bool:
+    """Not a sentinel (`1900-01-01`, `1970-01-01`) that fixtures and defaults use."""
+    from offload_mcp.privacy.clinical import stand_in  # clinical imports this module
+
+    return not stand_in("date_of_birth", value)
+
+
 def _ssn(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
     # The Woolworth wallet card and the textbook example are famous non-people.
-    return digits not in ("078051120", "123456789", "219099999")
+    # HL7's own sample message (`EVERYWOMAN^EVE`) carries 555-44-4444.
+    return digits not in ("078051120", "123456789", "219099999", "555444444")
 
 
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35")
@@ -330,7 +338,7 @@ RULES: list[Rule] = [
         confidence=0.8,
         trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
     ),
-    Rule("date_of_birth", "pii", DOB, group=1, confidence=0.85),
+    Rule("date_of_birth", "pii", DOB, _real_birth_date, group=1, confidence=0.85),
 ]
 
 DETECTORS: list[Detector] = [
