@@ -109,43 +109,17 @@ def _fhir(text: str, data: bytes) -> Iterator[Finding]:
         end = closing(text, array.end() - 1)
         for value in _FHIR_VALUE.finditer(text, array.end(), end):
             found.append(Finding("identifier", "phi", value.start(1), value.end(1), 0.85))
+    # A resource's fields follow its `resourceType` (FHIR JSON puts it first), so each finding
+    # belongs to the nearest one before it: a Bundle's entries are separate records.
+    owners = [m.start() for m in _RESOURCE_TYPE.finditer(text)]
     records: dict[int, list[Finding]] = {}
-    starts, ends, parents = _resources(text)
     for finding in found:
-        owner = bisect.bisect_right(starts, finding.start) - 1
-        while owner >= 0 and ends[owner] <= finding.start:
-            owner = parents[owner]
-        records.setdefault(owner, []).append(finding)
+        records.setdefault(bisect.bisect_right(owners, finding.start), []).append(finding)
     for record in records.values():
         yield from people(text, record)
 
 
-def _resources(text: str) -> tuple[list[int], list[int], list[int]]:
-    """Starts, ends and enclosing resource (or -1) of the JSON objects with a `resourceType`."""
-    stack: list[tuple[int, bool]] = []
-    spans: list[tuple[int, int]] = []
-    for token in _TOKEN.finditer(text):
-        char = token.group()[0]
-        if char in "[{":
-            stack.append((token.start(), False))
-        elif char in "]}":
-            if stack and (opened := stack.pop())[1]:
-                spans.append((opened[0], token.end()))
-        elif token.group(1) == "resourceType" and stack:
-            stack[-1] = (stack[-1][0], True)
-    spans.extend((start, len(text)) for start, resource in stack if resource)  # never closed
-    spans.sort()
-    parents: list[int] = []
-    open_: list[int] = []
-    for index, (start, _) in enumerate(spans):
-        while open_ and spans[open_[-1]][1] <= start:
-            open_.pop()
-        parents.append(open_[-1] if open_ else -1)
-        open_.append(index)
-    return [s for s, _ in spans], [e for _, e in spans], parents
-
-
-_TOKEN = re.compile(r'"((?:[^"\\\n]|\\.)*)"|[\[\]{}]')
+_RESOURCE_TYPE = re.compile(r'"resourceType"\s*:')
 
 
 # C-CDA / CDA: the record target's `<patientRole>` holds the patient's ids, address, phone and,
