@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.clinical import closing, fake_id, people
-from offload_mcp.privacy.engine import Detector, finditer
+from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
 
 # segment -> {field number: kind}; HL7 v2.x field positions for people and their identifiers.
@@ -41,7 +41,7 @@ _SEGMENT = re.compile(r"(?:^|[\r\n])[ \t]*(PID|NK1|GT1|IN1|MRG)\|[^\r\n]*")
 _SEGMENT_START = r"(?:^|[\r\n])[ \t]*(?:PID|NK1|GT1|IN1|MRG)\|"
 
 
-_MSH = re.compile(r"(?:^|[\r\n])[ \t]*MSH\|")
+_MSH = r"(?:^|[\r\n])[ \t]*MSH\|"
 
 
 def _hl7(text: str, data: bytes) -> Iterator[Finding]:
@@ -49,7 +49,7 @@ def _hl7(text: str, data: bytes) -> Iterator[Finding]:
 
     A message is one record: if any of its people is a stand-in, none of its values count.
     """
-    starts = [m.start() for m in _MSH.finditer(text)] if "MSH|" in text else []
+    starts = [m[0][0] for m in spans(compiled(_MSH), data)] if "MSH|" in text else []
     found: list[Finding] = []
     message = -1
     for segment in finditer(_SEGMENT, _SEGMENT_START, text, data):
