@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from offload_mcp.privacy.checks import is_placeholder, word_bounded
 from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
-from offload_mcp.privacy.pii import DOB
+from offload_mcp.privacy.pii import DOB, MONTH
 from offload_mcp.privacy.tables import words
 
 _CLINICAL = (
@@ -29,9 +29,9 @@ _CLINICAL = (
     r"fluoxetine|escitalopram|bupropion|asthma|pneumonia|hepatitis|hypothyroidism|migraine|"
     r"atrial fibrillation|kidney disease|opioid use|depressive|dementia|seizures?|sepsis)\b"
 )
-_WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
+WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 _NAME = (
-    rf"{_WORD}(?: (?:[A-Z]\.|{_WORD})){{1,3}}|{_WORD}, {_WORD}(?: [A-Z]\.?)?"
+    rf"{WORD}(?: (?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.?)?"
     r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?|[A-Z]{2,} [A-Z]{2,}\b"
 )
 _LABELLED = (
@@ -40,9 +40,9 @@ _LABELLED = (
     r"next of kin|emergency contact)\s*[:\-]\s*(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? )?(" + _NAME + ")"
 )
 _NARRATIVE = (
-    rf"\b(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? ({_WORD}(?: {_WORD})?)"
-    rf"|({_WORD} {_WORD}),? (?:is |was )?an? \d{{1,3}}[- ]?(?:year|yo\b|y/o|y\.o\.)"
-    rf"|(?i:patient|pt\.?|member|subscriber|insured|beneficiary),? ({_WORD} {_WORD}))"
+    rf"\b(?:(?:Mr|Mrs|Ms|Miss|Mx)\.? ({WORD}(?: {WORD})?)"
+    rf"|({WORD} {WORD}),? (?:is |was )?an? \d{{1,3}}[- ]?(?:year|yo\b|y/o|y\.o\.)"
+    rf"|(?i:patient|pt\.?|member|subscriber|insured|beneficiary),? ({WORD} {WORD}))"
 )
 _MRN = (
     r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
@@ -150,17 +150,16 @@ _VERBS = (
     r"rehab|hospice|snf|[a-z]*icu|ccu|telemetry))\b"
     r"|has been (?:on|taking) [^.\n]{0,40}?\d+ ?(?:mg|mcg|g|mL|units?|puffs?)\b)"
 )
-_MONTH_WORD = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
 # A name right before its record number, birth date, age and sex or a clinical verb
 # (`labs back on Jamal Weber, MRN: ...`, `Pt Olga M. Andersen, 67M`, `HORVAT, EMMA, MRN`,
 # `this is Sofia Castillo (DOB June 2, 1990`, `Ethan J. Castillo reports ...`): the identifier
 # says whose record it is. Group 2 (all but the record number) counts in clinical text only.
 _TAGGED = (
-    rf"({_WORD}(?: (?:[A-Z]\.|{_WORD})){{1,3}}|{_WORD}, {_WORD}(?: [A-Z]\.)?"
+    rf"({WORD}(?: (?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.)?"
     r"|[A-Z]{2,}, [A-Z]{2,}),? ?[(\[-]? ?"
     r"(?:(?i:mrn|mr ?#|medical record(?: number| no\.?)?|chart ?#)[\s:#=]*[A-Za-z]{0,3}"
     r"\d(?:-?\d){3,}"
-    r"|((?:dob|DOB|D\.O\.B\.?|born(?: on)?)[\s:=]*(?:\d|" + _MONTH_WORD + r")"
+    r"|((?:dob|DOB|D\.O\.B\.?|born(?: on)?)[\s:=]*(?:\d|" + MONTH + r")"
     r"|\d{1,3} ?(?:(?:[MF]|yo|y/o|-?years?[- ]old|yrs?)\b|y\.o\.)"
     r"|" + _VERBS + "))"
 )

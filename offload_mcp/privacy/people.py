@@ -12,22 +12,17 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.clinical import STAND_INS, clinical_text, fake_id, stand_in
+from offload_mcp.privacy.clinical import STAND_INS, WORD, clinical_text, fake_id, stand_in
 from offload_mcp.privacy.engine import Detector, compiled, spans
 from offload_mcp.privacy.findings import Category, Finding
+from offload_mcp.privacy.pii import DATE
 from offload_mcp.privacy.tables import words
 
-_WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 _INITIAL = r"[A-Z]\.?"
 # `Ravi Lindqvist`, `Olga M. Andersen`, `Mei-Ling Albuquerque`, `Pruitt, Svetlana`, `HORVAT, EMMA`.
 _NAME = (
-    rf"{_WORD}(?: (?:{_INITIAL}|{_WORD})){{1,3}}|{_WORD}, {_WORD}(?: {_INITIAL})?"
+    rf"{WORD}(?: (?:{_INITIAL}|{WORD})){{1,3}}|{WORD}, {WORD}(?: {_INITIAL})?"
     r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?"
-)
-_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
-_DATE = (
-    rf"\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}|\d{{1,2}}[-/.]\d{{1,2}}[-/.]\d{{2,4}}|\d{{8}}"
-    rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|\d{{1,2}} {_MONTH},? \d{{4}}"
 )
 _BIRTH = r"(?:DOB|D\.O\.B\.?|(?i:dob|date of birth|birth ?date|born(?: on)?))"
 _RECORD = r"(?i:mrn|mr ?#|medical record(?: number| no\.?| #)?|chart ?#)"
@@ -35,7 +30,7 @@ _RECORD = r"(?i:mrn|mr ?#|medical record(?: number| no\.?| #)?|chart ?#)"
 # bracket or `and`) or on the next line (a pharmacy label). Group 2 is the birth date.
 _TIED = (
     rf"\b({_NAME})(?:[ \t]*[,(\[|;:?-]{{0,2}}[ \t]*|[ \t]+and[ \t]+|[ \t]*\r?\n[ \t]*)"
-    rf"(?:{_BIRTH}[ \t]*[:#=]?[ \t]*({_DATE})\b"
+    rf"(?:{_BIRTH}[ \t]*[:#=]?[ \t]*({DATE})\b"
     rf"|{_RECORD}[ \t]*[:#=]?[ \t]*[A-Za-z]{{0,3}}-?\d(?:-?\d){{3,}})"
 )
 _TIED_TRIGGER = r"(?i)\b(?:dob|d\.o\.b|date of birth|birth ?date|born|mrn|mr ?#|chart ?#)"
@@ -211,7 +206,7 @@ def _record_id(value: str) -> bool:
 
 
 def _birth_date(value: str) -> bool:
-    return re.fullmatch(_DATE, value.strip()) is not None and not stand_in("date_of_birth", value)
+    return re.fullmatch(DATE, value.strip()) is not None and not stand_in("date_of_birth", value)
 
 
 def _dicom_value(kind: str, text: str, start: int, end: int) -> Finding | None:

@@ -248,18 +248,18 @@ _STREET = (
     r"Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Loop|Alley|Crescent|"
     r"Close|Row|Plaza|Run|Path|Pike|Point|Ridge|Heights|Way)\.?"
 )
-_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
-_DATE = (
+MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+DATE = (
     r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}|"
-    rf"{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|"
-    rf"\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH},? \d{{4}}|\d{{1,2}}-{_MONTH}-\d{{2,4}})"
+    rf"{MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {MONTH},? \d{{4}}|\d{{1,2}}-{MONTH}-\d{{2,4}})"
 )
 DOB = (
     r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
     r"geburtsdatum|fecha de nacimiento)(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
     r"(?:\s+(?:is|was))?[\"']?\s*[:=,]?\s*[\"']?"
     r"(?:\?[ \t]*\n[ \t]*[A-Za-z][\w .-]{0,20}:[ \t]*)?"  # a transcript's answer: `CALLER: ...`
-    r"(" + _DATE + r")"
+    r"(" + DATE + r")"
 )
 
 RULES: list[Rule] = [
