@@ -876,6 +876,33 @@ DIRTY: dict[str, list[str]] = {
         "employee_id\tname\tssn\tdate_of_birth\thome_address\n1042\t«_name»\t«ssn»\t«dobiso»\t«addr»\n",
         "Employee: «_name», SSN «ssn», born «dob», direct deposit IBAN «iban»\n",
     ],
+    "intl_pii_prose": [
+        "Hallo, meine Adresse ist jetzt «_name», Tel. «phone», E-Mail «email». Geburtsdatum: «dob».\n",
+        "Please ship to «_name», «addr». If nobody answers ring «phone».\n",
+        "I was born on «dob» and my social is «ssn» — the form keeps rejecting it\n",
+    ],
+    "url_query_secrets": [
+        "GET https://api.acme.io/v1/export?access_token=«rsec»&format=csv 200 OK\nGET https://maps.googleapis.com/maps/api/geocode/json?address=Berlin&key=«gkey»\n",
+        "git clone https://x-access-token:«ghp»@github.com/acme/infra.git\nCloning into 'infra'...\n",
+        "unsubscribe link: https://mail.acme.io/u?email=«email»&sig=ok\n",
+    ],
+    "json_escaped_logs": [
+        '{"level":"error","msg":"request failed","req":"{\\"headers\\":{\\"Authorization\\":\\"Bearer «openai»\\"}}","ts":1709812345}\n',
+        '{"event":"signup","payload":"{\\"email\\":\\"«email»\\",\\"phone\\":\\"«phone»\\"}"}\n',
+    ],
+    "tfvars_env_export": [
+        'db_password      = "«pw»"\nslack_webhook_url = "«slackhook»"\ndatadog_api_key  = "«hex32»"\n',
+        "export STRIPE_WEBHOOK_SECRET='«whsec»'\nexport HUGGING_FACE_HUB_TOKEN=\"«hf»\"\nexport TF_VAR_db_password=«upw»\n",
+    ],
+    "git_trailers_pii": [
+        "commit «_sha1»\nAuthor: «_name» <«email»>\n\n    fix: handle empty cart\n\n    Signed-off-by: «_name» <«email»>\n",
+    ],
+    "ipv6_firewall": [
+        "ufw allow from «ip6» to any port 22\niptables -A INPUT -s «ip4»/32 -j DROP  # attacker from last night\n",
+    ],
+    "yaml_multiline_key": [
+        "ssh:\n  deploy_key: |\n    «openssh»\n  known_hosts: github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    ],
     # ---- clinical
     "radiology_report": [
         "RADIOLOGY REPORT\nPatient: «pnamelf»   MRN: «mrn»   DOB: «cdob»\nExam: CT abdomen/pelvis with contrast\nImpression: 3.2 cm enhancing renal mass, concerning for renal cell carcinoma.\n",
@@ -1149,6 +1176,19 @@ CLEAN: dict[str, list[str]] = {
     ],
     "test_fixture_blobs": [
         'FIXTURE = {"id": "«_uuid»", "payload": "«_sha256»", "etag": "W/\\"«_sha1»\\"", "nonce": 42}\n',
+    ],
+    "url_params_clean": [
+        "GET /search?q=password+reset&page=2&token_type=bearer HTTP/1.1\nGET /api/v1/users?email=%7Bemail%7D&limit=50\n",
+    ],
+    "shell_session_clean": [
+        "$ kubectl get secrets\nNAME                  TYPE                                  DATA   AGE\ndefault-token-x7k2p   kubernetes.io/service-account-token   3      41d\napi-secrets           Opaque                                5      12d\n",
+        "$ openssl rand -hex 4\n9f1c2ab0\n$ ls -la ~/.ssh\n-rw-------  1 dev dev  411 Mar  1 id_ed25519\n-rw-r--r--  1 dev dev   97 Mar  1 id_ed25519.pub\n",
+    ],
+    "issue_template_clean": [
+        "### Environment\n- OS: Ubuntu 22.04\n- Version: 3.4.1\n- Node: 20.11.1\n\n### Logs\n```\nError: connect ECONNREFUSED 127.0.0.1:5432\n    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)\n```\n",
+    ],
+    "medical_analytics_clean": [
+        "SELECT icd10_code, COUNT(*) AS n, AVG(los_days) FROM encounters WHERE admit_date >= '2023-01-01' GROUP BY icd10_code ORDER BY n DESC LIMIT 20;\n-- E11.9 | 18231 | 3.2\n-- I10   | 17002 | 2.8\n",
     ],
     "med_dosing_table": [
         "| Drug | Dose | Frequency |\n|------|------|-----------|\n| Metformin | 500 mg | BID |\n| Lisinopril | 10 mg | daily |\n| Atorvastatin | 40 mg | nightly |\n",
