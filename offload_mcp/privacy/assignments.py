@@ -18,7 +18,7 @@ from offload_mcp.privacy.engine import SPACE, Detector, compiled, spans, unancho
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.tables import DOCUMENTED_KEYS, words
 
-KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw"
+KEYWORDS = r"pass|pwd|secret|token|key|auth|cred|bearer|salt|pw|encrypt"
 _KEY = r"(?i)[a-z0-9_.\-]*(?:" + KEYWORDS + r")[a-z0-9_.\-]*"
 # A declared type between name and value: `password: str =`, `KEY: &str =`, `key: string =`.
 _TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\]]*[ \t]+=(?![=>])"
@@ -29,7 +29,7 @@ _ASSIGN = re.compile(
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
     r"|\s+(?:is|was|are|=):?\s+(?:set to\s+)?)"  # "the db password is:\n\n    s3cr3t"
     r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`"
-    r"|(?:&(?![\w.\-\[\]]+=))?[^\s\"'`<>;,&(){}\[\]\\]+)"
+    r"|(?:[^\s\"'`<>;,&(){}\[\]\\]|&(?![\w.\-\[\]]+=))+)"  # `&` inside; `&x=` see below
 )
 # A key (a whole run of key characters) and the start of what `_ASSIGN` accepts after it:
 # most keys in code (`token_count`, `keys()`) have none, and skipping them in RE2 saves a
@@ -68,6 +68,7 @@ _DESCRIPTIVE = words(
     "default example test mock fake dummy sample pairs pair words word budget estimate used "
     "remaining stream streaming limit limits price cost span spans ranges key_id publishable"
 )
+_VAR_PREFIX = re.compile(r"(?i)^(?:tf_var_|npm_config_)")  # `TF_VAR_db_password` is `db_password`
 _SPACE = re.compile(r"\s")  # str.isspace's characters, found in C
 _SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # Names as people write them: snake_case, camelCase, PascalCase, UPPER_CASE. Random case
@@ -90,7 +91,7 @@ _NOT_SECRET = re.compile(
 @functools.lru_cache(maxsize=4096)
 def names_secret(key: str, before: str = "") -> bool:
     """Whether a key (and the word before it, for "api key is ...") names a secret."""
-    segments = [s.lower() for s in _SEGMENT.findall(key)]
+    segments = [s.lower() for s in _SEGMENT.findall(_VAR_PREFIX.sub("", key))]
     if not segments or any(s in _DESCRIPTIVE for s in segments):
         return False
     if segments[-1] in _DESCRIPTIVE or (len(segments) > 1 and segments[0] in ("is", "has")):
@@ -102,6 +103,8 @@ def names_secret(key: str, before: str = "") -> bool:
             return True
     # `STRIPE_KEY`, `SENTRY_AUTH`: a vendor's key; the caller then wants a random-looking value.
     if len(segments) > 1 and segments[-1] in ("key", "auth"):
+        return True
+    if segments == ["encrypt"]:  # Consul's and Nomad's gossip key: `encrypt = "..."`
         return True
     return segments[0] in ("key", "auth") and before.lower() in _QUALIFIERS
 
@@ -188,8 +191,12 @@ _WORDS = re.compile(r"[A-Z]?[a-z]{2,}")
 _VOWELS = frozenset("aeiouyAEIOUY")
 
 
-def _value_span(text: str, match: Any) -> tuple[int, int]:
-    """The span of the value inside its quotes, or of a bare value up to where it ends."""
+def _value_span(text: str, match: Any, in_query: bool) -> tuple[int, int]:
+    """The span of the value inside its quotes, or of a bare value up to where it ends.
+
+    `in_query`: the key follows `?`, `&` or `;`, so `&next=` starts the next parameter; on a
+    line of its own (`password=d*q#PN&M21=A`) the value runs to the line's end.
+    """
     start, end = match.span(2)
     if text[start] in "\"'`":
         return start + 1, end - 1
@@ -203,7 +210,7 @@ def _value_span(text: str, match: Any) -> tuple[int, int]:
         and rest[:1] in (";", ",", "&")
         and " " not in rest
         and not rest.endswith(")")
-        and not _NEXT_PARAMETER.match(rest)
+        and not (in_query and _NEXT_PARAMETER.match(rest))
     ):
         end = len(text[:line_end].rstrip(" \t\r"))
     elif not sep.strip() or sep.strip().lower() in ("is", "was", "are"):
@@ -232,7 +239,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         match = _ASSIGN.match(text, key_end)
         if match is None:
             continue
-        start, end = _value_span(text, match)
+        start, end = _value_span(text, match, text[key_start - 1 : key_start] in ("?", "&", ";"))
         value = text[start:end]
         if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
             continue

@@ -1,5 +1,5 @@
 """Secrets handed over without an assignment: a field named by its sibling, `.netrc` lines,
-a command's output, a code span answering a chat question.
+a command's output, a code span answering a chat question, a sentence, a call's argument.
 
 Each shape has its own trigger, so a packet pays for one only when it holds it; the key and
 value checks are `assignments`'s.
@@ -104,9 +104,59 @@ _ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$|[\w.]+\(.
 _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 
+# Prose: "my password for the staging db is Tango8945Pixel!yOlT if you need it".
+_SAID = (
+    r"(?i)\b(?:password|passwd|passphrase|pwd|secret|token|api key)\b[^.\n`]{0,40}?"
+    r"\b(?:is|was)[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`]{8,200})"
+)
+
+
+def _said_in_prose(text: str, data: bytes) -> Iterator[Finding]:
+    for found in spans(compiled(_SAID), data):
+        start, end = found[1]
+        while end > start and text[end - 1] in ".,;:!?)\"'":
+            end -= 1
+        if looks_secret(text[start:end], True):
+            yield Finding("secret_assignment", "secret", start, end, 0.7)
+
+
+# A password passed by position: `database('clinic', 'analyst', 'secret')` (MATLAB), PHP's
+# `mysqli_connect('db', 'app', 'secret')`, `new PDO($dsn, 'app', 'secret')`, Puppet's
+# `postgresql_password('app', 'secret')`: call name -> index among its quoted arguments.
+_POSITIONAL = {
+    "database": 2,
+    "mysql_connect": 2,
+    "mysqli_connect": 2,
+    "PDO": 1,
+    "postgresql_password": 1,
+    "ldap_bind": 1,
+    "ftp_login": 1,
+    "oci_connect": 1,
+}
+_CALL = r"\b(" + "|".join(_POSITIONAL) + r")[ \t]*\(([^()\n]*)\)"
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _positional_passwords(text: str, data: bytes) -> Iterator[Finding]:
+    for found in spans(compiled(_CALL), data):
+        name = text[found[1][0] : found[1][1]]
+        args_start, args_end = found[2]
+        quoted = list(_QUOTED.finditer(text, args_start, args_end))
+        index = _POSITIONAL[name]
+        if name == "PDO" and len(quoted) >= 3:
+            index = 2  # `new PDO('mysql:...', 'app', 'secret')`: the DSN quoted too
+        if len(quoted) > index:
+            arg = quoted[index]
+            group = 1 if arg.group(1) is not None else 2
+            if looks_secret(arg.group(group), False, literal=True):
+                yield Finding("secret_assignment", "secret", arg.start(group), arg.end(group), 0.7)
+
+
 DETECTORS: list[Detector] = [
     Detector(_ATTRIBUTE_START, _name_value_fields),
     Detector(_NETRC, _netrc_passwords),
     Detector(_COMMAND_THEN_OUTPUT, _printed_by_command),
     Detector(_CODE_SPAN, _quoted_after_mention),
+    Detector(_SAID, _said_in_prose),
+    Detector(_CALL, _positional_passwords),
 ]

@@ -222,6 +222,11 @@ def _iban(value: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)  # `127.0.0.1`, `0.0.0.0` and docs' ranges recur everywhere
+def _not_in_dotted_number(text: str, start: int, end: int) -> bool:
+    """`1.3.6.1` inside the SNMP OID `1.3.6.1.4.1.2021` is no address."""
+    return text[start - 1 : start] != "." and not re.match(r"\.\d", text[end : end + 2])
+
+
 def _ipv4(value: str) -> bool:
     try:
         address = ipaddress.IPv4Address(value)
@@ -315,7 +320,14 @@ RULES: list[Rule] = [
         _iban,
         trigger=r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
     ),
-    Rule("ip_address", "pii", r"(?:\d{1,3}\.){3}\d{1,3}", _ipv4, confidence=0.7),
+    Rule(
+        "ip_address",
+        "pii",
+        r"(?:\d{1,3}\.){3}\d{1,3}",
+        _ipv4,
+        confidence=0.7,
+        context=_not_in_dotted_number,
+    ),
     Rule(
         "ip_address",
         "pii",

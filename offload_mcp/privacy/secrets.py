@@ -199,6 +199,28 @@ RULES: list[Rule] = [
         _cli_password,
         group=1,
     ),
+    _rule(  # Sentry's DSN carries the project key as the URL's user
+        "sentry_dsn",
+        r"https?://([0-9a-f]{32})(?::[0-9a-f]{32})?@[\w.-]*sentry\.io\b",
+        _token,
+        group=1,
+        bound=False,
+    ),
+    _rule(  # PowerShell: `ConvertTo-SecureString 'secret' -AsPlainText`
+        "cli_password",
+        r"(?i)ConvertTo-SecureString[ \t]+(?:-String[ \t]+)?[\"']([^\"'\n]{6,})[\"']"
+        r"[ \t]+-AsPlainText",
+        _cli_password,
+        group=1,
+        bound=False,
+    ),
+    _rule(  # `redis-cli -a secret`
+        "cli_password",
+        r"\bredis-cli\b[^\n]*?[ \t]-a[ \t]+[\"']?([^\s\"']{6,})",
+        _cli_password,
+        group=1,
+        bound=False,
+    ),
     _rule(  # MySQL's clients take the password glued to the flag: `mysql -u root -psecret`
         "cli_password",
         r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p['\"]?([^\s'\"]{6,})",

@@ -73,6 +73,12 @@ def _build(text: str, pattern: re.Pattern[str], decode: object) -> View | None:
     return View("".join(pieces), view_starts, original_starts, original_ends)
 
 
+def _form_unescape(escape: str) -> str:
+    """`%40` -> `@`, `+` -> space; a run that is not UTF-8 (`%DB_PASSWORD%`) stays as it is."""
+    decoded = unquote_plus(escape, errors="replace")
+    return escape if "\ufffd" in decoded else decoded
+
+
 def _json_unescape(escape: str) -> str:
     if escape[1] == "u":
         return json.loads(f'"{escape}"')  # type: ignore[no-any-return]
@@ -125,7 +131,7 @@ def views(text: str) -> list[View]:
                     found.append(replace(inner, parent=view))
     if "%" in text:
         # Form encoding writes a space as `+` (`reach+me+on+904.416.9675`).
-        view = _build(text, _FORM_ESCAPE, lambda s: unquote_plus(s, errors="replace"))
+        view = _build(text, _FORM_ESCAPE, _form_unescape)
         if view is not None:
             found.append(view)
     return found
