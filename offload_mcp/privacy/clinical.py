@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from offload_mcp.privacy.checks import is_placeholder, word_bounded
 from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
-from offload_mcp.privacy.pii import DOB, MONTH
+from offload_mcp.privacy.pii import DATE, DOB, MONTH
 from offload_mcp.privacy.tables import words
 
 _CLINICAL = (
@@ -27,7 +27,9 @@ _CLINICAL = (
     r"sertraline|albuterol|levothyroxine|buprenorphine|insulin|warfarin|apixaban|amlodipine|"
     r"omeprazole|gabapentin|prednisone|metoprolol|losartan|furosemide|amoxicillin|"
     r"fluoxetine|escitalopram|bupropion|asthma|pneumonia|hepatitis|hypothyroidism|migraine|"
-    r"atrial fibrillation|kidney disease|opioid use|depressive|dementia|seizures?|sepsis)\b"
+    r"atrial fibrillation|kidney disease|opioid use|depressive|dementia|seizures?|sepsis|"
+    r"hx|y/o|t2dm|troponins?|chest pain|telemetry|n?stemi|methotrexate|nausea|rash|"
+    r"clozapine|schizophrenia|neutropenia|adverse event|vaccin\w*|immuni[sz]ation)\b"
 )
 WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 _NAME = (
@@ -47,7 +49,8 @@ _NARRATIVE = (
 _MRN = (
     r"(?i)\b(?:mrn|mr ?#|medical record(?: number| no\.?| #)?|patient id|chart (?:no\.?|number|#)|"
     r"account (?:no\.?|number|#)|acct ?#?|member id|subscriber id|policy (?:no\.?|number|#)|"
-    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi)[\"']?\s*#?[:=>]?\s*[\"']?#?\s*"
+    r"claim (?:no\.?|number|#|id)|health plan id|hicn|mbi|"
+    r"(?:hospital|health|patient|case) record (?:no\.?|number|#))[\"']?\s*#?[:=>]?\s*[\"']?#?\s*"
     r"([A-Z0-9][A-Z0-9-]{4,19})\b"
 )
 _DOB = re.compile(DOB[4:], re.I)  # `pii`'s birth-date label and date, for clinical text
@@ -216,12 +219,63 @@ def _people(text: str, data: bytes, clinical: bool) -> Iterator[Finding]:
             continue
         start = match[2][1]
         end = closing(text, match[2][0]) if text[match[2][0]] == "{" else _block(text, match)
-        for name in _PERSON_NAME.finditer(text, start, end):
-            value = name.group(1).strip()
-            if value[:1].isupper() and value.split()[0] not in _NOT_NAMES:
-                first = name.start(1)
-                if not is_placeholder(value) and not stand_in("patient_name", value):
-                    yield Finding("patient_name", "phi", first, first + len(value), 0.8)
+        yield from _object_fields(text, start, end, key == "patient" or clinical)
+
+
+# A person's record number and birth date by key (`"id"` only inside a patient's object).
+_PERSON_FIELD = re.compile(
+    r"[\"'](?:(id|mrn|medical_?record_?(?:number|no)?|patient_?id|chart_?(?:number|no))"
+    r"|(dob|date_?of_?birth|birth_?date|birthday))[\"'][ \t]*:[ \t]*[\"']([^\"'\n]{4,40})[\"']",
+    re.I,
+)
+
+
+def _object_fields(text: str, start: int, end: int, record: bool) -> Iterator[Finding]:
+    """A person's name, and (when `record`: a patient's object) record number and birth date."""
+    for name in _PERSON_NAME.finditer(text, start, end):
+        value = name.group(1).strip()
+        if value[:1].isupper() and value.split()[0] not in _NOT_NAMES:
+            first = name.start(1)
+            if not is_placeholder(value) and not stand_in("patient_name", value):
+                yield Finding("patient_name", "phi", first, first + len(value), 0.8)
+    if not record:
+        return
+    for field in _PERSON_FIELD.finditer(text, start, end):
+        value = field.group(3)
+        if field.group(2):
+            iso = _date(value)
+            if iso is not None and _real_date(value, iso) and iso not in SENTINEL_DATES:
+                yield Finding("date_of_birth", "phi", field.start(3), field.end(3), 0.8)
+        elif _record_number(value):
+            yield Finding("medical_record_number", "phi", field.start(3), field.end(3), 0.8)
+
+
+def _record_number(value: str) -> bool:
+    """Four digits or more in an id's shape, not a mask or a made-up `TEST-0001`."""
+    digits = sum(c.isdigit() for c in value) >= 4
+    shaped = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{3,39}", value) is not None
+    return digits and shaped and not fake_id(value) and not placeholder(value)
+
+
+# A record number's key inside a dict or JSON object (`{'name': ..., 'mrn': ...}`): the
+# object is a patient's, whatever its key.
+_RECORD_KEY = (
+    r"[\"'](?i:mrn|medical_?record_?(?:number|no)?|patient_?id)[\"'][ \t]*:[ \t]*[\"'][A-Za-z0-9]"
+)
+
+
+def _record_objects(text: str, data: bytes) -> Iterator[Finding]:
+    """Names beside a record number in one object: `{'name': 'Aisha Oyelaran', 'mrn': ...}`."""
+    done = -1
+    for match in spans(compiled(_RECORD_KEY), data):
+        key = match[0][0]
+        if key < done:
+            continue
+        opening = text.rfind("{", 0, key)
+        if opening < 0 or "}" in text[opening:key]:
+            continue
+        done = closing(text, opening)
+        yield from _object_fields(text, opening + 1, done, True)
 
 
 def _block(text: str, key: list[tuple[int, int]]) -> int:
@@ -283,6 +337,41 @@ def _names(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("patient_name", "phi", start, end, 0.6)
 
 
+# A chat line's speaker (`[10:03] Nadia Wojcik: still itchy`): in a clinical conversation,
+# a participant. The clinician's side (`Dr. Ruiz`, `Nurse Kim`) is not a name by `_NAME`'s
+# shape or starts with a role.
+_SPEAKER = (
+    r"(?m)^[ \t]*\[?(?:\d{4}-\d{2}-\d{2}[ T])?\d{1,2}:\d{2}(?::\d{2})?(?: ?[AaPp][Mm])?\]?"
+    rf"[ \t]+(?:-[ \t]+)?<?({WORD}(?: (?:[A-Z]\.|{WORD})){{1,3}})>?:[ \t]"
+)
+_ROLES = words(
+    "Dr Doctor Nurse Rn Np Pa Pharmacist Agent Support Bot Assistant Admin System Clinician "
+    "Therapist Provider Coordinator Care Team Front Desk Reception Scheduler"
+)
+# A birth date given as the answer to a question about it: `Can you confirm your date of
+# birth?` / `Patient: it's 1986-08-14`. Group 1 is the date.
+_ANSWER = (
+    r"(?i)(?:date of birth|\bdob|d\.o\.b\.?|birth ?date|birthday)[^\n?]{0,40}\?[ \t]*\r?\n"
+    r"(?:[ \t]*\r?\n)?[ \t]*(?:\[[^\]\n]{1,25}\][ \t]*)?[A-Za-z][\w .-]{0,25}:[ \t]*"
+    r"(?:[a-z',]+[ \t]+){0,5}?(" + DATE + r")\b"
+)
+
+
+def _speakers(text: str, data: bytes) -> Iterator[Finding]:
+    for match in spans(compiled(_SPEAKER), data):
+        start, end = match[1]
+        parts = text[start:end].split()
+        if parts[0].rstrip(".") not in _ROLES and not _not_name(parts):
+            yield Finding("patient_name", "phi", start, end, 0.65)
+
+
+def _answers(text: str, data: bytes) -> Iterator[Finding]:
+    for match in spans(compiled(_ANSWER), data):
+        start, end = match[1]
+        if not stand_in("date_of_birth", text[start:end]):
+            yield Finding("date_of_birth", "phi", start, end, 0.8)
+
+
 def _same_patient(text: str, names: list[Finding]) -> Iterator[Finding]:
     """The whole name, its first name or surname elsewhere in the record: the same patient.
 
@@ -315,15 +404,20 @@ def _clinical(text: str, data: bytes) -> Iterator[Finding]:
     """Names and dates of birth inside notes, summaries and claims; record numbers anywhere."""
     for found in spans(compiled(_MRN), data):
         start, end = found[1]
+        while start > 0 and text[start - 1].isalnum():  # `MRN8332976`: the label is glued on
+            start -= 1
         if sum(c.isdigit() for c in text[start:end]) >= 4 and not fake_id(text[start:end]):
             yield Finding("medical_record_number", "phi", start, end, 0.85)
     clinical = clinical_text(data)
     names = list(_tagged(text, data, clinical))
     yield from _people(text, data, clinical)
+    yield from _record_objects(text, data)
     if not clinical:
         yield from names
         return
     names.extend(_names(text, data))
+    names.extend(_speakers(text, data))
+    yield from _answers(text, data)
     yield from names
     yield from _same_patient(text, names)
     for match in finditer(_DOB, _DOB_START, text, data):

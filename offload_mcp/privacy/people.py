@@ -37,10 +37,12 @@ _TIED_TRIGGER = r"(?i)\b(?:dob|d\.o\.b|date of birth|birth ?date|born|mrn|mr ?#|
 
 # A letter to the patient: `Dear Declan Kowalczyk, your HIV viral load results are ready`.
 _SALUTATION = (
-    r"\b(?:Dear|Hi|Hello|Hey|Good (?:morning|afternoon|evening))[ \t]+"
+    r"\b(?:Dear|Hi|Hello|Hey|[Tt]hanks|[Tt]hank you|Good (?:morning|afternoon|evening))[ \t]+"
     r"(?:(?:Mr|Mrs|Ms|Miss|Mx)\.?[ \t]+)?(" + _NAME + r")[ \t]*[,:!\r\n]"
 )
-_SALUTATION_TRIGGER = r"\b(?:Dear|Hi|Hello|Hey|Good (?:morning|afternoon|evening))[ \t]+[A-Z]"
+_SALUTATION_TRIGGER = (
+    r"\b(?:Dear|Hi|Hello|Hey|[Tt]hanks|[Tt]hank you|Good (?:morning|afternoon|evening))[ \t]+[A-Z]"
+)
 
 # A note's subject: `S: Bronwyn Subramanian reports worsening knee pain`. Group 1 is a SOAP
 # section label, group 3 the verb and group 4 the rest of the clause, which must be clinical.

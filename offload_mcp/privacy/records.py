@@ -198,12 +198,29 @@ def _x12(text: str, data: bytes) -> Iterator[Finding]:
         else:
             yield from people(text, found)
             found = []
-            if segment.group(1).split(sep)[2:3] == ["2"]:  # a company (entity type 2)
+            elements = segment.group(1).split(sep)
+            if elements[2:3] == ["2"]:  # a company (entity type 2)
                 wanted = {9: "mrn"}
+            wanted = _id_after_qualifier(elements, wanted)
         found.extend(_elements(segment.group(1), segment.start(1), sep, wanted))
         if segment.group(4):
             found.extend(_elements(segment.group(4), segment.start(4), sep, {1: "address"}))
     yield from people(text, found)
+
+
+# NM1-08 qualifies the id in NM1-09 (`MI` member id, `II` unique health id, `34` SSN, ...).
+_ID_QUALIFIERS = frozenset(("MI", "II", "34", "24", "ZZ", "XX", "SY", "PI", "FI", "EI"))
+
+
+def _id_after_qualifier(elements: list[str], wanted: dict[int, str]) -> dict[int, str]:
+    """The id right after its qualifier, where the name's components were packed into one
+    element (`NM1*IL*1*KOWALSKI^RAHUL****MI*71936340`) and the positions shifted."""
+    if elements[8:9] and elements[8].strip() in _ID_QUALIFIERS:
+        return wanted
+    for number in range(4, len(elements) - 1):
+        if elements[number].strip() in _ID_QUALIFIERS and elements[number + 1].strip():
+            return {k: v for k, v in wanted.items() if v != "mrn"} | {number + 1: "mrn"}
+    return wanted
 
 
 def _elements(segment: str, offset: int, sep: str, wanted: dict[int, str]) -> Iterator[Finding]:

@@ -42,7 +42,7 @@ for names, kind, shape in (
         "mrn medical_record_number medical_record mrn_number patient_id patientid patient_number "
         "chart_number",
         "mrn",
-        re.compile(r"\w{4,}"),
+        re.compile(r"\w[\w-]{3,}"),
     ),
     (
         "patient_name patient pt_name patient_full_name patient_first patient_last "
@@ -196,6 +196,33 @@ def _unpiped(line: str, start: int) -> tuple[str, int]:
     return line, start
 
 
+_NAME_PART = re.compile(r"[^\W\d_][^\W\d_'.-]*(?: [^\W\d_][^\W\d_'.-]*)*")
+
+
+def _joined_names(
+    row: str,
+    found: list[tuple[int, int]],
+    columns: list[str],
+    wanted: dict[int, tuple[str, re.Pattern[str]]],
+) -> list[tuple[int, int]]:
+    """Cells with an unquoted `LAST, FIRST` name (`4W,12A,SCHREIBER, ASTRID,133-34-582`) put
+    back together: one cell too many, split after the name column's surname."""
+    if len(found) != len(columns) + 1:
+        return found
+    for index, (kind, _) in wanted.items():
+        if kind != "patient_name" or index + 1 >= len(found):
+            continue
+        (start, end), (second, stop) = found[index], found[index + 1]
+        last, first = row[start:end], row[second:stop]
+        if (
+            row[end : end + 2] == ", "
+            and _NAME_PART.fullmatch(last)
+            and _NAME_PART.fullmatch(first)
+        ):
+            return [*found[:index], (start, stop), *found[index + 2 :]]
+    return found
+
+
 def _csv(text: str, data: bytes) -> Iterator[Finding]:
     for header in spans(compiled(_HEADER), data):
         header_end = header[0][1]
@@ -214,7 +241,7 @@ def _csv(text: str, data: bytes) -> Iterator[Finding]:
             end = text.find("\n", position)
             end = len(text) if end < 0 else end
             row, offset = _unpiped(text[position:end].rstrip("\r"), position)
-            found = cells(row, sep)
+            found = _joined_names(row, cells(row, sep), columns, wanted)
             if len(found) != len(columns):
                 break
             values = [row[start:stop] for start, stop in found]
