@@ -547,3 +547,77 @@ def test_impossible_dates_are_not_birth_dates() -> None:
     text = '{"resourceType":"Patient","name":[{"family":"Okafor"}],"birthDate":"1983-13-45"}'
     assert not _covered(text, "1983-13-45", "phi")
     assert _covered(text, "Okafor", "phi")
+
+
+# Layouts without a `Patient:` label: who the record is about is in its shape.
+UNLABELLED_PHI = {
+    "chat speaker": (
+        "[09:14] Dr. Okoro: how is the eczema since the methotrexate?\n"
+        "[09:15] Ines Marwick: still itchy, and nausea most mornings\n",
+        ["Ines Marwick"],
+    ),
+    "birth date as an answer": (
+        "Agent: Before we refill your lisinopril prescription, what is your date of birth?\n"
+        "Caller: sure, it's 14 March 1971\n",
+        ["14 March 1971"],
+    ),
+    "thanked patient": (
+        "Pharmacist: thanks Rolf Ekdahl, your prescription for warfarin is ready.\n",
+        ["Rolf Ekdahl"],
+    ),
+    "python dict beside an mrn": (
+        "KeyError: 'dx' while loading {'name': 'Aisha Oyelaran', 'mrn': 'K4417203', "
+        "'birth_date': '1977-02-19'}\n",
+        ["Aisha Oyelaran", "K4417203", "1977-02-19"],
+    ),
+    "patient object id and dateOfBirth": (
+        '{"patient": {"id": "318-27-604", "fullName": "Bo Lindgren", '
+        '"dateOfBirth": "1983-10-02"}, "diagnoses": ["J45.909 asthma"]}',
+        ["318-27-604", "Bo Lindgren", "1983-10-02"],
+    ),
+    "dashed hospital record number": (
+        "Adverse event: grade 2 neutropenia\nHospital record no.: 612-08-455\n",
+        ["612-08-455"],
+    ),
+    "glued mrn label": ("Discharge summary, diagnosis CHF. MRN8332976 follow up.", ["MRN8332976"]),
+    "x12 name packed with ^": (
+        "ISA*00*~\nNM1*IL*1*NOWAK^TERESA****MI*55120934~\nDMG*D8*19580412*F~\n",
+        ["NOWAK^TERESA", "55120934"],
+    ),
+    "bed board with unquoted LAST, FIRST": (
+        "Unit,Bed,Patient,MRN,Age,Dx\n3E,07,OYELARAN, DMITRI,204-51-773,59,COPD exacerbation\n",
+        ["OYELARAN, DMITRI", "204-51-773"],
+    ),
+    "note subject after a section label": (
+        "SUBJECTIVE: Astrid Hargreaves is a 54 y/o male with hx of HTN, chest pain x2 days.\n"
+        "PLAN: admit to telemetry, serial troponins.\n",
+        ["Astrid Hargreaves"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNLABELLED_PHI))
+def test_unlabelled_phi_is_found(name: str) -> None:
+    text, values = UNLABELLED_PHI[name]
+    for value in values:
+        assert _covered(text, value, "phi"), value
+
+
+UNLABELLED_CLEAN = {
+    "dev chat speakers": (
+        "[10:02] Mara Jensen: the deploy is green\n[10:03] Tobias Reed: merging the rash fix\n"
+    ),
+    "birth date question in docs": (
+        "Q: Which field holds the date of birth?\nA: see schema.py, it's `dob` (ISO 8601).\n"
+    ),
+    "thanks in a code review": "thanks Priya Raman, the retry loop looks right now.\n",
+    "dict with a build id": "{'name': 'Release Train', 'build_id': '20240311', 'status': 'ok'}",
+    "x12 payer": "NM1*PR*2*ACME HEALTH*****PI*12345~\n",
+    "csv of cities": "city,country,population\nParis, France,2102650\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNLABELLED_CLEAN))
+def test_unlabelled_lookalikes_are_not_phi(name: str) -> None:
+    found = {f.kind for f in scan(UNLABELLED_CLEAN[name])}
+    assert not found & {"patient_name", "medical_record_number", "date_of_birth", "mrn"}, found
