@@ -621,3 +621,39 @@ UNLABELLED_CLEAN = {
 def test_unlabelled_lookalikes_are_not_phi(name: str) -> None:
     found = {f.kind for f in scan(UNLABELLED_CLEAN[name])}
     assert not found & {"patient_name", "medical_record_number", "date_of_birth", "mrn"}, found
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        (
+            "Intake form\nClient: Elena Van der Berg\nReason for visit: anxiety, insomnia\n",
+            "Elena Van der Berg",
+        ),
+        (
+            "Client: Marisol de la Cruz\nDx: major depressive disorder; medication review\n",
+            "Marisol de la Cruz",
+        ),
+        (
+            "Client: Fiona McAllister\nDx: hypertension; medication: amlodipine\n",
+            "Fiona McAllister",
+        ),
+        (
+            "4W,14B,SCHREIBER, ASTRID,133-34-582,81,Hip fracture,Dr. Lee\n"
+            "4W,12A,CASTELLANO, TOMASZ,U5298298,67,NSTEMI,Dr. Cho\n",
+            "SCHREIBER, ASTRID",
+        ),
+        (
+            "4W,14B,SCHREIBER, ASTRID,133-34-582,81,Hip fracture,Dr. Lee\n"
+            "4W,12A,CASTELLANO, TOMASZ,U5298298,67,NSTEMI,Dr. Cho\n",
+            "U5298298",
+        ),
+    ],
+)
+def test_particles_and_headerless_census_rows(text: str, value: str) -> None:
+    assert _covered(text, value, "phi")
+
+
+def test_headerless_rows_outside_health_text_are_not_phi() -> None:
+    text = "region,site,OWNER, TEAM,2024-03-11,ok\nEU,fra1,SMITH, PLATFORM,4412-771,green,\n"
+    assert not {f.kind for f in scan(text)} & {"patient_name", "medical_record_number"}

@@ -29,11 +29,14 @@ _CLINICAL = (
     r"fluoxetine|escitalopram|bupropion|asthma|pneumonia|hepatitis|hypothyroidism|migraine|"
     r"atrial fibrillation|kidney disease|opioid use|depressive|dementia|seizures?|sepsis|"
     r"hx|y/o|t2dm|troponins?|chest pain|telemetry|n?stemi|methotrexate|nausea|rash|"
-    r"clozapine|schizophrenia|neutropenia|adverse event|vaccin\w*|immuni[sz]ation)\b"
+    r"clozapine|schizophrenia|neutropenia|adverse event|vaccin\w*|immuni[sz]ation|"
+    r"anxiety|insomnia|fractures?|intake form|reason for visit)\b"
 )
 WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
+# Lower-case surname particles: `Elena Van der Berg`, `Marisol de la Cruz`.
+PARTICLE = r"(?:van|von|der|den|de|del|della|la|le|da|di|du|dos|das|ter|ten|bin|al)"
 _NAME = (
-    rf"{WORD}(?: (?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.?)?"
+    rf"{WORD}(?: (?:{PARTICLE} ){{0,2}}(?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.?)?"
     r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?|[A-Z]{2,} [A-Z]{2,}\b"
 )
 _LABELLED = (

@@ -35,6 +35,26 @@ _TIED = (
 )
 _TIED_TRIGGER = r"(?i)\b(?:dob|d\.o\.b|date of birth|birth ?date|born|mrn|mr ?#|chart ?#)"
 
+# A census or bed-board row without a header: `4W,14B,SCHREIBER, ASTRID,133-34-582,81,...`,
+# an unquoted `LAST, FIRST` cell and the record number right after it.
+_ROW = (
+    r"(?m)(?:^|,)[ \t]*([A-Z][A-Z'-]+(?: [A-Z][A-Z'-]+)?, [A-Z][A-Z'-]+(?: [A-Z]\.?)?)[ \t]*,"
+    r"[ \t]*([A-Z]{0,3}\d(?:-?\d){4,13}),"
+)
+
+
+def _rows(text: str, data: bytes) -> Iterator[Finding]:
+    """Patients in headerless census rows, when the text is about health."""
+    found = list(spans(compiled(_ROW), data))
+    if not found or not _health(data):
+        return
+    for match in found:
+        name = _trimmed(text, *match[1])
+        if name is not None and not fake_id(text[slice(*match[2])]):
+            yield Finding("patient_name", "phi", *name, 0.7)
+            yield Finding("medical_record_number", "phi", *match[2], 0.75)
+
+
 # A letter to the patient: `Dear Declan Kowalczyk, your HIV viral load results are ready`.
 _SALUTATION = (
     r"\b(?:Dear|Hi|Hello|Hey|[Tt]hanks|[Tt]hank you|Good (?:morning|afternoon|evening))[ \t]+"
@@ -260,6 +280,7 @@ def _log_name(value: str) -> bool:
 DETECTORS: list[Detector] = [
     Detector(_TIED_TRIGGER, _tied),
     Detector(_SALUTATION_TRIGGER, _salutations),
+    Detector(r"[A-Z][A-Z'-]+, [A-Z][A-Z'-]+[ \t]*,[ \t]*[A-Z]{0,3}\d", _rows),
     Detector(_SUBJECT_TRIGGER, _subjects),
     Detector(_DICOM_TRIGGER, _dicom),
     Detector(_LOG_TRIGGER, _logs),
