@@ -657,3 +657,32 @@ def test_particles_and_headerless_census_rows(text: str, value: str) -> None:
 def test_headerless_rows_outside_health_text_are_not_phi() -> None:
     text = "region,site,OWNER, TEAM,2024-03-11,ok\nEU,fra1,SMITH, PLATFORM,4412-771,green,\n"
     assert not {f.kind for f in scan(text)} & {"patient_name", "medical_record_number"}
+
+
+@pytest.mark.parametrize(
+    "text,values",
+    [
+        (
+            "Result for Tariq Olsen (DOB 04/15/1985): HIV-1/2 Ag/Ab screen REACTIVE.\n",
+            ["Tariq Olsen", "04/15/1985"],
+        ),
+        (
+            "DENTAL CHART\nPatient: Ingrid Nyberg  Chart #: E3530042\nDOB: July 11, 1979\n"
+            "Tooth #19: recurrent caries\n",
+            ["Ingrid Nyberg", "July 11, 1979"],
+        ),
+        (
+            "Vaccination record\nName: Jonas Whitfield\nDate of birth: 03/11/1988\n"
+            "Vaccine: MMR dose 2\n",
+            ["Jonas Whitfield", "03/11/1988"],
+        ),
+    ],
+)
+def test_names_and_birth_dates_in_health_records_are_phi(text: str, values: list[str]) -> None:
+    for value in values:
+        assert _covered(text, value, "phi"), value
+
+
+def test_a_birth_date_in_a_signup_form_stays_pii() -> None:
+    text = "Newsletter signup\nName: Jonas Whitfield\nDate of birth: 03/11/1988\n"
+    assert {f.category for f in scan(text)} <= {"pii"}

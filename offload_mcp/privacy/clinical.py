@@ -30,7 +30,8 @@ _CLINICAL = (
     r"atrial fibrillation|kidney disease|opioid use|depressive|dementia|seizures?|sepsis|"
     r"hx|y/o|t2dm|troponins?|chest pain|telemetry|n?stemi|methotrexate|nausea|rash|"
     r"clozapine|schizophrenia|neutropenia|adverse event|vaccin\w*|immuni[sz]ation|"
-    r"anxiety|insomnia|fractures?|intake form|reason for visit)\b"
+    r"anxiety|insomnia|fractures?|intake form|reason for visit|dental|caries|periodont\w*|"
+    r"abscess)\b"
 )
 WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 # Lower-case surname particles: `Elena Van der Berg`, `Marisol de la Cruz`.

@@ -107,7 +107,8 @@ _HEALTH = (
     r"specimen|vaccin\w*|psychiatr\w*|psychotherapy|therapy session|clinic|hospital|"
     r"physician|medication|mrn|dosage|tablets?|capsules?|\d+ ?(?:mg|mcg)|"
     r"prior authori[sz]ation|preauth\w*|icd-?10|ehr|emr|patient portal|"
-    r"appointment with dr\.?|lab work|blood (?:work|test)|screening|prognosis|dialysis)\b"
+    r"appointment with dr\.?|lab work|blood (?:work|test)|screening|prognosis|dialysis|"
+    r"hiv(?:-1)?|hepatitis|hba1c|cancer|tumou?r|dental|caries|periodont\w*|abscess)\b"
 )
 # A name tied to a birth date is a patient's in any record about care, coverage or a chart.
 _RECORD_WORDS = r"(?i)\b(?:patient|chart|claim|member id|cpt|dicom|nurse|tabs?|health)\b"
