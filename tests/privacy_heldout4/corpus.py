@@ -160,7 +160,7 @@ def jwt(rng: random.Random) -> str:
         {
             "sub": str(rng.randint(1000, 99999)),
             "email": f"{_s(rng, LO, 6)}@corp.io",
-            "iat": rng.randint(1.6e9, 1.8e9),
+            "iat": rng.randint(1_600_000_000, 1_800_000_000),
         }
     )
     return f"{head}.{body}.{_s(rng, B64URL, 43)}"
