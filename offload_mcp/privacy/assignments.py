@@ -83,7 +83,7 @@ _LITERAL_NAME = rf"{_PART}(?:\.{_PART})+|{_WORD}"
 _SEGMENT_NAME = r"(?:[a-z_][a-z0-9_]*|[A-Za-z_][A-Za-z_]*\d*(?:[A-Z][A-Za-z_]*\d*)*)"
 _REFERENCE = rf"{_SEGMENT_NAME}(?:\.{_SEGMENT_NAME})+|{_WORD}|.*\(.*"  # or a call: `get(x)`
 _NOT_SECRET = re.compile(
-    r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|[\w.+-]+@[\w-]+\.[a-z]{2,}"
+    r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|[\w.+-]+@[\w-]+\.[a-z]{2,}|#[0-9a-f]{3,8}"
     r"|(?-i:(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_](?:[a-z]+|[A-Z][a-z]*|[A-Z]+))*)"
 )
 
@@ -208,6 +208,7 @@ def _value_span(text: str, match: Any, in_query: bool) -> tuple[int, int]:
     if (
         "=" in sep
         and rest[:1] in (";", ",", "&")
+        and rest not in (",", ";")  # `password=password,`: a keyword argument
         and " " not in rest
         and not rest.endswith(")")
         and not (in_query and _NEXT_PARAMETER.match(rest))
@@ -233,6 +234,8 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         key = text[key_start:key_end].strip("-.")
         if key_start > 0 and text[key_start - 1] == "/":
             continue  # a closing XML tag
+        if text[key_start - 2 : key_start] == "::":
+            continue  # a type's name (`AWS::Route53::KeySigningKey`), not a variable
         bare = key.lower() in ("key", "auth")
         if not names_secret(key, _word_before(text, key_start) if bare else ""):
             continue
@@ -244,6 +247,8 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
         if end < len(text) and text[end] in "([" and value[-1:] not in "\"'":
             continue
         sep = match.group(1).strip().strip("\"'] ")
+        if sep == "==" and text[start - 1 : start] not in ("'", '"', "`"):
+            continue  # `token == OUTPUT`: a comparison with a name, not a value
         if sep == ">" and (text[key_start - 1 : key_start] != "<" or text[end : end + 2] != "</"):
             continue  # only `<password>value</password>` (`:<password>@host` is a URL template)
         strict = sep in ("", ",") or sep.lower().rstrip(":") in ("is", "was", "are")

@@ -188,22 +188,29 @@ def _real_birth_date(value: str) -> bool:
     return not stand_in("date_of_birth", value)
 
 
-def _ssn(value: str) -> bool:
+def valid_ssn(value: str) -> bool:
+    """An SSN the SSA could issue, and no famous example."""
     digits = re.sub(r"\D", "", value)
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
     # The Woolworth wallet card and the textbook example are famous non-people.
     # HL7's own sample message (`EVERYWOMAN^EVE`) carries 555-44-4444.
+    if all(len(set(part)) == 1 for part in (area, group, serial)):
+        return False  # `111-22-3333`: a docs example's pattern
     return digits not in ("078051120", "123456789", "219099999", "555444444")
 
 
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35")
+# Each network's prefix with the lengths it issues: Amex 15, Diners 14, Visa 13/16/19, ...
+_CARD_PREFIX = re.compile(
+    r"3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}|4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]|2[2-7])\d{14}"
+    r"|(?:6011|65\d\d|64[4-9]\d|62\d\d|35\d\d)\d{12,15}"
+)
 
 
 def _card(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
-    if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits) or not luhn(digits):
+    if not _CARD_PREFIX.fullmatch(digits) or not luhn(digits):
         return False
     if digits in TEST_CARDS or len(set(digits)) < 4 or "00000" in digits:
         return False
@@ -223,8 +230,30 @@ def _iban(value: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)  # `127.0.0.1`, `0.0.0.0` and docs' ranges recur everywhere
 def _not_in_dotted_number(text: str, start: int, end: int) -> bool:
-    """`1.3.6.1` inside the SNMP OID `1.3.6.1.4.1.2021` is no address."""
-    return text[start - 1 : start] != "." and not re.match(r"\.\d", text[end : end + 2])
+    """Not part of a dotted number: an OID (`1.3.6.1.4.1`, `ObjectIdentifier("2.5.4.45")`),
+    an RFC section (`section-4.7.1.1`), a version; nor a test's `2.2.2.2`."""
+    if text[start - 1 : start] in (".", "-") or re.match(r"\.\d", text[end : end + 2]):
+        return False
+    if _DOTTED_CONTEXT.search(text, max(0, start - 24), start):
+        return False
+    return len(set(text[start:end].split("."))) > 1
+
+
+_DOTTED_CONTEXT = re.compile(
+    r"(?i)oid|objectidentifier|section|version|release|\bv(?:er)?\.?\s*$|rfc|[~=<>]=\s*$"
+)
+
+
+def _not_after_point(text: str, start: int, end: int) -> bool:
+    """Not the fraction digits of a decimal (`8.6270183987866146`)."""
+    return not re.search(r"\d\.$", text[max(0, start - 2) : start])
+
+
+def _not_a_decimal(text: str, start: int, end: int) -> bool:
+    """`3.636 947 5486`, `1.648 777 2731`, `2.293 712 278 3963`: a number's digits in threes."""
+    if re.search(r"\d[. ]$", text[max(0, start - 2) : start]):
+        return False
+    return not re.match(r"1\.\d{3} \d{3} \d{4}", text[start:end])
 
 
 def _ipv4(value: str) -> bool:
@@ -233,6 +262,8 @@ def _ipv4(value: str) -> bool:
     except ValueError:
         return False
     if value in PUBLIC_SERVICE_IPS:
+        return False
+    if value.endswith(".0"):  # a network (`70.132.0.0` in a CIDR list), not a host
         return False
     return address.is_global and not value.startswith(("0.", "1.0.", "1.1.", "1.2.", "2.0."))
 
@@ -284,6 +315,7 @@ RULES: list[Rule] = [
         r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
         _us_phone,
         trigger=r"\d{3}[ .-]\d{4}",
+        context=_not_a_decimal,
     ),
     Rule(
         "phone",
@@ -296,14 +328,14 @@ RULES: list[Rule] = [
         "ssn",
         "pii",
         r"\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}",
-        _ssn,
+        valid_ssn,
         trigger=r"\d{3}[- ]\d{2}[- ]\d{4}",
     ),
     Rule(  # nine bare digits are an SSN only after its label
         "ssn",
         "pii",
         r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?|ss#)[\"']?[ \t:#=]*[\"']?(\d{9})\b",
-        _ssn,
+        valid_ssn,
         group=1,
     ),
     Rule(
@@ -311,6 +343,7 @@ RULES: list[Rule] = [
         "pii",
         r"\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{4,5}",
         _card,
+        context=_not_after_point,
         trigger=r"\d{4}[ -]?\d{4}[ -]?\d{4}|\d{4}[ -]?\d{6}",
     ),
     Rule(

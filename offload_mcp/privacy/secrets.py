@@ -142,7 +142,7 @@ RULES: list[Rule] = [
     # Credential headers in curl lines, HTTP logs and client code.
     _rule(
         "auth_header",
-        r"(?i)(?:proxy-)?authorization[\"'`]?\s*[:=,]\s*[\"'`]?(?:(?:bearer|basic|token|digest|bot|"
+        r"(?i)\b(?:proxy-)?authorization[\"'`]?\s*[:=,]\s*[\"'`]?(?:(?:bearer|basic|token|digest|bot|"
         r"apikey|api-key|sso-key|key|otoken|negotiate)\s+)?([A-Za-z0-9._~+/=:-]{12,})",
         _header_value,
         group=1,

@@ -62,6 +62,10 @@ FAMOUS_ADDRESSES = frozenset(
     {
         "510 townsend",
         "1600 amphitheatre",
+        "51 franklin",
+        "59 temple",
+        "675 mass",
+        "160 saratoga",
         "1 infinite",
         "1 apple",
         "1 hacker",

@@ -96,6 +96,10 @@ def _cell_ok(value: str, shape: re.Pattern[str], kind: str = "") -> bool:
         return False
     if shape is _PERSON:
         return value[0].isupper() and value.split()[0].strip(",.").lower() not in _NOT_NAMES
+    if kind == "ssn":
+        from offload_mcp.privacy.pii import valid_ssn
+
+        return valid_ssn(value)
     if shape is not _DIGITS:
         return True
     return _phone_or_card(value, kind)

@@ -25,7 +25,7 @@ _SAMPLE = "\n".join(
         "ssn 000-00-0000, 1600 Example Avenue, DOB: 1970-01-01",
         "name,email,phone,dob\nAda Quill,ada@example.com,555-0100,1971-02-03",
         "INSERT INTO people (name, phone) VALUES ('Ada Quill', '555-0100');",
-        'phone: "555-0100"  ssn=000-00-0000',
+        'phone: "555-0100"  ssn=536-22-8812',
         "Patient: Ada Quill  MRN: Q1234567  Diagnosis: none",
         "PID|1||Q1234567^^^MRN||QUILL^ADA||19710203|F",
         '{"resourceType": "Patient", "name": [{"family": "Quill"}], "birthDate": "1971-02-03"}',
