@@ -173,6 +173,10 @@ def looks_secret(value: str, strict: bool, literal: bool = False) -> bool:
     if value.isdigit():
         return len(value) >= 8 and not strict and shannon(value) > 2.5
     digit = any(map(str.isdigit, value))
+    # Names made of words (`Ec2KeyName`, `PKCS7PrivateKeyTypes`, `serverlessrepo:semanticVersion`);
+    # a passphrase (`velvet-copper-ember90$`) carries other symbols.
+    if _NAME_CHARS.fullmatch(value) and sum(map(str.isdigit, value)) <= 2 and _wordy(value):
+        return False
     if strict:  # `looks_random(value, 10, 3.0)`, whose placeholder test is done above
         kinds = classes(value)
         return len(value) >= 10 and kinds >= 2 and shannon(value) >= 3.0 and (digit or kinds >= 3)
@@ -253,6 +257,8 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
             continue  # only `<password>value</password>` (`:<password>@host` is a URL template)
         strict = sep in ("", ",") or sep.lower().rstrip(":") in ("is", "was", "are")
         strict = strict or key.lower() in ("key", "auth", "pw", "pass") or not names_outright(key)
+        if value == key or value.endswith("." + key):
+            continue  # `token=token`, `s3_auth=self.s3_auth`: a name passed on
         if sep == "," and _NAME_LIKE.fullmatch(value):
             continue  # `['gss_krb5_lucid_key', 'gss_krb5_rfc1964_keydata']`: a list of names
         literal = text[start - 1 : start] in ("'", '"', "`") or sep == ">"
@@ -260,6 +266,7 @@ def _assignments(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("secret_assignment", "secret", start, end, 0.8)
 
 
+_NAME_CHARS = re.compile(r"[\w:.]+")
 _NAME_LIKE = re.compile(r"[A-Za-z][a-z0-9]*(?:[-_.][A-Za-z0-9]+)+")
 
 

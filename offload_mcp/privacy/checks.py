@@ -28,7 +28,7 @@ _PLACEHOLDER = re.compile(
       | .*(?:changeme|change[-_]me|your[-_]|my[-_]?secret|insert[-_]|replace[-_]?(?:me|with)|
            not[-_]a[-_]real).* | .*example(?:key)?
       | (?:none|null|nil|true|false|undefined|empty|string|str|bytes|int|secret|password|passwd|
-          token|test|testing|foo|bar|baz|qux|admin|root|user|guest|default|required|optional|
+          token|test|testing|foo|bar|baz|qux|admin|root|user|guest|default|required|optional|pass|pw|pwd|
           hunter2|letmein|abc123|123456|1234567|12345678|123456789|password1|password123)
     )$
     """

@@ -168,6 +168,11 @@ def _labelled_addresses(text: str, data: bytes) -> Iterator[Finding]:
             yield Finding("street_address", "pii", match.start("value"), match.end("rest"), 0.7)
 
 
+def _not_a_year_range(text: str, start: int, end: int) -> bool:
+    """`Copyright (c) 2008-2017 Oak Ridge ...`: a year, not a house number."""
+    return not re.search(r"\d-$", text[max(0, start - 2) : start])
+
+
 def _not_famous(address: str) -> bool:
     """Not a company's headquarters or fiction's address (docs and fixtures use them)."""
     return " ".join(address.lower().split()[:2]).rstrip(",") not in FAMOUS_ADDRESSES
@@ -245,15 +250,17 @@ _DOTTED_CONTEXT = re.compile(
 
 
 def _not_after_point(text: str, start: int, end: int) -> bool:
-    """Not the fraction digits of a decimal (`8.6270183987866146`)."""
-    return not re.search(r"\d\.$", text[max(0, start - 2) : start])
+    """Not the fraction digits of a decimal (`8.6270183987866146`) nor a number in arithmetic
+    or a seed (`default_rng(2435908729190400)`, `* 14633730048000000*t + ...`)."""
+    before = text[max(0, start - 2) : start]
+    return not re.search(r"\d\.$|[(*+/^%] ?$", before)
 
 
 def _not_a_decimal(text: str, start: int, end: int) -> bool:
-    """`3.636 947 5486`, `1.648 777 2731`, `2.293 712 278 3963`: a number's digits in threes."""
-    if re.search(r"\d[. ]$", text[max(0, start - 2) : start]):
+    """`3.636 947 5486`, `206.766 9883`, `2.293 712 278 3963`: a number's digits in threes."""
+    if re.search(r"\d[. ]$|-$", text[max(0, start - 2) : start]):
         return False
-    return not re.match(r"1\.\d{3} \d{3} \d{4}", text[start:end])
+    return not re.match(r"1\.\d{3} \d{3} \d{4}|\d{3}\.\d{3} \d{4}", text[start:end])
 
 
 def _ipv4(value: str) -> bool:
@@ -381,6 +388,7 @@ RULES: list[Rule] = [
         r"|,? [A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}|,? [A-Z]{2},? [A-Z]\d[A-Z] ?\d[A-Z]\d))?",
         _not_famous,
         confidence=0.8,
+        context=_not_a_year_range,
         trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
     ),
     Rule("date_of_birth", "pii", DOB, _real_birth_date, group=1, confidence=0.85),

@@ -66,6 +66,7 @@ FAMOUS_ADDRESSES = frozenset(
         "59 temple",
         "675 mass",
         "160 saratoga",
+        "1895 preston",
         "1 infinite",
         "1 apple",
         "1 hacker",
