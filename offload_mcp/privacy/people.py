@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.clinical import STAND_INS, WORD, clinical_text, fake_id, stand_in
+from offload_mcp.privacy.clinical import WORD, clinical_text
 from offload_mcp.privacy.engine import Detector, compiled, spans
 from offload_mcp.privacy.findings import Category, Finding
+from offload_mcp.privacy.fixtures import STAND_INS, fake_id, stand_in
 from offload_mcp.privacy.pii import DATE
 from offload_mcp.privacy.tables import words
 

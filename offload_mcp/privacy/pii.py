@@ -188,7 +188,7 @@ def _labelled_phones(text: str, data: bytes) -> Iterator[Finding]:
 
 def _real_birth_date(value: str) -> bool:
     """Not a sentinel (`1900-01-01`, `1970-01-01`) that fixtures and defaults use."""
-    from offload_mcp.privacy.clinical import stand_in  # clinical imports this module
+    from offload_mcp.privacy.fixtures import stand_in
 
     return not stand_in("date_of_birth", value)
 

@@ -10,9 +10,10 @@ import bisect
 import re
 from collections.abc import Iterator
 
-from offload_mcp.privacy.clinical import closing, fake_id, people
+from offload_mcp.privacy.clinical import closing
 from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
 from offload_mcp.privacy.findings import Finding
+from offload_mcp.privacy.fixtures import fake_id, people
 
 # segment -> {field number: kind}; HL7 v2.x field positions for people and their identifiers.
 _HL7_FIELDS: dict[str, dict[int, str]] = {

@@ -172,7 +172,7 @@ def _wanted(
 
 def _fixture(columns: list[str], values: list[str]) -> bool:
     """A row about a stand-in (`Test`, `John Doe`, born 1900-01-01): every value is made up."""
-    from offload_mcp.privacy.clinical import stand_in  # clinical imports pii, which imports us
+    from offload_mcp.privacy.fixtures import stand_in
 
     return any(
         stand_in(kind, values[index])
