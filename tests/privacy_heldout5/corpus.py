@@ -1032,9 +1032,9 @@ def _hr_csv(rng: random.Random) -> _Doc:
     for _ in range(rng.randint(1, 3)):
         f, last = _name(rng)
         s, d, p, e = _pii(rng, "ssn"), _pii(rng, "dob"), _pii(rng, "phone_us"), _pii(rng, "email")
-        doc.add(f"E{rng.randint(1000, 9999)},{f} {last},").put(s).add(",").put(d).add(",").put(
-            p
-        ).add(",").put(e).add("\n")
+        doc.add(f"E{rng.randint(1000, 9999)},{f} {last},").put(s).add(
+            ',"' if "," in d.text else ","
+        ).put(d).add('",' if "," in d.text else ",").put(p).add(",").put(e).add("\n")
     return doc
 
 
