@@ -1576,6 +1576,121 @@ def _psych_note(rng: random.Random) -> _Doc:
     )
 
 
+def _pgpass(rng: random.Random) -> _Doc:
+    pw = Value("keyword_password", "secret", "", _password(rng, url_safe=True))
+    return _Doc().add("# ~/.pgpass\npg-primary.acme-corp.net:5432:orders:etl:").put(pw).add("\n")
+
+
+def _telegram_url(rng: random.Random) -> _Doc:
+    v = _secret(rng, "telegram_bot")
+    doc = _Doc().add('requests.post(\n    "https://api.telegram.org/bot').put(v)
+    return doc.add('/sendMessage",\n    json={"chat_id": CHAT_ID, "text": msg},\n)\n')
+
+
+def _webhook_post(rng: random.Random) -> _Doc:
+    v = _secret(rng, "slack_webhook")
+    return (
+        _Doc()
+        .add("ALERT_HOOK = '")
+        .put(v)
+        .add(
+            "'\n\ndef notify(msg):\n    requests.post(ALERT_HOOK, json={'text': msg}, timeout=5)\n"
+        )
+    )
+
+
+def _bearer_jwt(rng: random.Random) -> _Doc:
+    v = _secret(rng, "jwt")
+    doc = _Doc().add(
+        "DEBUG http.client: send: b'GET /api/me HTTP/1.1\\r\\nHost: api.acme-corp.net\\r\\nAuthorization: Bearer "
+    )
+    return doc.put(v).add("\\r\\n\\r\\n'\n")
+
+
+def _ansible(rng: random.Random) -> _Doc:
+    pw = Value("keyword_password", "secret", "", _password(rng))
+    doc = _Doc().add("# group_vars/prod.yml\nansible_user: deploy\nmysql_root_password: ").put(pw)
+    return doc.add("\nnginx_workers: 4\n")
+
+
+def _cda(rng: random.Random) -> _Doc:
+    f, last = _name(rng)
+    giv, fam = Value("patient_name", "phi", "", f), Value("patient_name", "phi", "", last)
+    dob = Value(
+        "dob_clinical",
+        "phi",
+        "",
+        f"{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
+    )
+    doc = _Doc().add('<recordTarget><patientRole><id root="2.16.840.1.113883.19.5" extension="')
+    doc.put(Value("mrn", "phi", "", _rs(rng, string.digits, 9))).add(
+        '"/>\n  <patient><name><given>'
+    ).put(giv).add("</given><family>").put(fam)
+    return (
+        doc.add('</family></name>\n  <birthTime value="')
+        .put(dob)
+        .add('"/></patient></patientRole></recordTarget>\n')
+    )
+
+
+def _dicom(rng: random.Random) -> _Doc:
+    f, last = _name(rng)
+    nm = Value("patient_name", "phi", "", f"{last.upper()}^{f.upper()}")
+    pid = Value("mrn", "phi", "", _rs(rng, string.digits, 8))
+    dob = Value(
+        "dob_clinical",
+        "phi",
+        "",
+        f"{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
+    )
+    doc = (
+        _Doc()
+        .add(
+            "$ dcmdump IMG0001.dcm\n(0008,0060) CS [MR]                                     #   2, 1 Modality\n(0010,0010) PN ["
+        )
+        .put(nm)
+    )
+    doc.add("]  # PatientName\n(0010,0020) LO [").put(pid).add(
+        "]  # PatientID\n(0010,0030) DA ["
+    ).put(dob)
+    return doc.add(
+        "]  # PatientBirthDate\n(0008,1030) LO [BRAIN W/WO CONTRAST]  # StudyDescription\n"
+    )
+
+
+def _triage(rng: random.Random) -> _Doc:
+    f, last = _name(rng)
+    nm = Value("patient_name", "phi", "", f"{f} {last}")
+    dob = Value("dob_clinical", "phi", "", _date(rng))
+    doc = _Doc().add("ED TRIAGE\nName: ").put(nm).add("\nDOB: ").put(dob)
+    return doc.add(
+        "\nChief complaint: chest pain radiating to left arm x 1 hr\nESI level: 2\nAllergies: penicillin\n"
+    )
+
+
+def _claim_json(rng: random.Random) -> _Doc:
+    f, last = _name(rng)
+    nm = Value("patient_name", "phi", "", f"{f} {last}")
+    dob = Value(
+        "dob_clinical",
+        "phi",
+        "",
+        f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+    )
+    mid = Value("mrn", "phi", "", _mrn(rng))
+    doc = (
+        _Doc()
+        .add('{"claim": {"id": "C-')
+        .add(str(rng.randint(10**6, 10**7)))
+        .add('", "patient": {"name": "')
+        .put(nm)
+    )
+    doc.add('", "birth_date": "').put(dob).add('", "mrn": "').put(mid)
+    return doc.add(
+        '"}, "diagnosis_codes": ["F33.1", "Z79.899"], "procedure": "90837", "charge": 180.0}}\n'
+    )
+
+
 SPECIAL: dict[str, Callable[[random.Random], _Doc]] = {
     "db_url": _db_url,
     "url_userinfo": _url_userinfo,
@@ -1632,6 +1747,15 @@ SPECIAL: dict[str, Callable[[random.Random], _Doc]] = {
     "nursing_handoff": _handoff,
     "hl7_oru": _hl7_oru,
     "psych_intake": _psych_note,
+    "pgpass": _pgpass,
+    "telegram_url": _telegram_url,
+    "slack_webhook_code": _webhook_post,
+    "http_debug_jwt": _bearer_jwt,
+    "ansible_vars": _ansible,
+    "cda_xml": _cda,
+    "dicom_dump": _dicom,
+    "ed_triage": _triage,
+    "claim_json": _claim_json,
 }
 
 SECRET_KV = [
@@ -1830,6 +1954,9 @@ def _clean_templates(rng: random.Random) -> dict[str, str]:
         "test_numbers_doc": "Use these in sandbox mode:\n- Visa 4111 1111 1111 1111\n- Mastercard 5555555555554444\n- IBAN GB82 WEST 1234 5698 7654 32 and DE89 3704 0044 0532 0130 00\n- SSN placeholder 123-45-6789\n",
         "git_urls": f"See https://github.com/acme/api/commit/{_rs(rng, HEX, 40)} and https://github.com/acme/api/compare/{_rs(rng, HEX, 7)}...{_rs(rng, HEX, 7)}\n",
         "docker_ps": f"CONTAINER ID   IMAGE                          STATUS\n{_rs(rng, HEX, 12)}   postgres:16@sha256:{_rs(rng, HEX, 64)}   Up 3 hours\n{_rs(rng, HEX, 12)}   redis:7   Up 3 hours\n",
+        "medical_prose_no_patient": "Patients with type 2 diabetes and an eGFR below 30 should not start metformin.\nThe HL7 PID segment carries demographics; FHIR Patient.birthDate is a date.\nSee ICD-10 E11.9 and CPT 99213 in the fee schedule.\n",
+        "hl7_parser_code": "def parse_pid(segment: str) -> dict[str, str]:\n    fields = segment.split('|')\n    family, given = (fields[5].split('^') + ['', ''])[:2]\n    return {'mrn': fields[3].split('^')[0], 'family': family, 'given': given, 'dob': fields[7]}\n",
+        "contributors": f"Contributors\n- @{rng.choice(FIRST)}dev (docs)\n- @{rng.choice(LAST)}-bot (CI)\nThanks to everyone who filed issues for {ver}!\n",
         "k8s_manifest": f"apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  uid: {_uuid(rng)}\nspec:\n  clusterIP: 10.96.{rng.randint(0, 255)}.{rng.randint(1, 254)}\n  ports:\n    - port: 443\n      targetPort: 8443\n",
     }
 
