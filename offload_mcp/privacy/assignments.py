@@ -84,6 +84,7 @@ _SEGMENT_NAME = r"(?:[a-z_][a-z0-9_]*|[A-Za-z_][A-Za-z_]*\d*(?:[A-Z][A-Za-z_]*\d
 _REFERENCE = rf"{_SEGMENT_NAME}(?:\.{_SEGMENT_NAME})+|{_WORD}|.*\(.*"  # or a call: `get(x)`
 _NOT_SECRET = re.compile(
     r"(?i)v?\d+(?:[.:/-]\d+)*[a-z]{0,3}|https?://.*|[\w.+-]+@[\w-]+\.[a-z]{2,}|#[0-9a-f]{3,8}"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # a UUID names, not hides
     r"|(?-i:(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_](?:[a-z]+|[A-Z][a-z]*|[A-Z]+))*)"
 )
 

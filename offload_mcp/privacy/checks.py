@@ -18,10 +18,11 @@ _TOKEN = _WORD | frozenset("-+/=.")
 _PLACEHOLDER = re.compile(
     r"""(?ix)
     ^(?:
-        \$\{?(?-i:[A-Z_][A-Z0-9_]*|[a-z_][a-zA-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)(?:[.:-]\w+)*\}?
+        \$\{?(?-i:[A-Z_][A-Z0-9_]*|[a-z_]+(?:[A-Z][a-z]+)*\d*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)(?:[.:-]\w+)*\}?
       | \$\{[^{}]*\} | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*>
       | \[[^\[\]]*\] | %\([\w.-]+\)[sdr] | \{[\w.]*\} | \*{3,}.* | .*\*{4,}.*
-      | .*(?-i:123456789|abcdefgh|ABCDEFGH).*
+      | .*(?-i:123456789|abcdefgh|ABCDEFGH).* | (?-i:ABC|abc)123\d* | p[a@4][s5$]{2}w[o0]rd[!1]*
+      | .*\{\w{0,20}\}.* | .*(?-i:%[sd])(?:[^0-9a-f].*)?
       | x{4,} | .*(?:xxxx|XXXX).* | •+ | \.{3,} | .*(?:\.\.\.|…) | _+ | -+ | 0{6,}
       | (?:os\.environ|os\.getenv|getenv|process\.env|env\(|ENV\[|System\.getenv|var\.|local\.|
           data\.|module\.|secrets\.|vault:|ssm:|arn:aws:|!Ref|!Sub|\#\{|ref\+).*

@@ -260,6 +260,9 @@ def _not_a_decimal(text: str, start: int, end: int) -> bool:
     """`3.636 947 5486`, `206.766 9883`, `2.293 712 278 3963`: a number's digits in threes."""
     if re.search(r"\d[. ]$|-$", text[max(0, start - 2) : start]):
         return False
+    separators = set(re.sub(r"\(\d{3}\) ?|\d", "", text[start:end]))
+    if len(separators) > 1:  # `1838.683 6605`, `259-264 1970`: phones keep one separator
+        return False
     return not re.match(r"1\.\d{3} \d{3} \d{4}|\d{3}\.\d{3} \d{4}", text[start:end])
 
 

@@ -64,7 +64,12 @@ def _pgpass_password(value: str) -> bool:
 
 
 def _header_value(value: str) -> bool:
+    if value.startswith(_AUTH_SCHEMES) or re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value):
+        return False  # `AWS4-HMAC-SHA256 Credential=...`, `base64.decodebytes`: no credential
     return _token(value) and any(c.isdigit() for c in value)
+
+
+_AUTH_SCHEMES = ("AWS4-HMAC-SHA256", "HMAC-SHA256", "OAuth2")
 
 
 def _rule(kind: str, pattern: str, check: object = _token, **kw: object) -> Rule:
@@ -257,6 +262,8 @@ def _private_keys(text: str, data: bytes) -> Iterator[Finding]:
     for begin in _PEM_BEGIN.finditer(text):
         end_marker = f"-----END {begin.group(1)}-----"
         end = text.find(end_marker, begin.end())
+        if end >= 0 and sum(c.isalnum() for c in text[begin.end() : end]) < 40:
+            continue  # the markers as constants or in docs (`_SK_START = b"-----BEGIN ..."`)
         if end >= 0:
             stop = end + len(end_marker)
             # A JSON-escaped key (service-account files) ends with an escaped newline too.
