@@ -181,6 +181,8 @@ POSITIVES = [
     ("Date of birth (verified): {v}", "14 Feb 1991", "pii"),
     ("payroll: SSN {v}, born", "087935928", "pii"),
     ("my birthday is {v}", "03/14/1962", "pii"),
+    ("[10:42] dev-ops: here's the app secret for staging: {v}", "gDwUX.V1AYfCa5b6", "secret"),
+    ("<patient><date_of_birth>{v}</date_of_birth></patient>", "02/13/1938", "pii"),
     (
         "ENV SENTRY_DSN=https://{v}@o123456.ingest.sentry.io/4504",
         "0edd0fa82b23b0bb507b24606309b074",
@@ -295,6 +297,8 @@ NEGATIVES = [
     '{"username": "admin", "password": "P@55w0rd!"}; authorization = base64.decodebytes(x)',
     "`Authorization: AWS4-HMAC-SHA256 Credential=...`",
     "mass ratio  1838.683 6605 and 483 597.8525; Monthly 77, 259-264 1970",
+    "- OpenSSL 3.0.13.1",
+    "the password for the database: see vault; token: required",
     '    {"Cidr": "70.132.0.0/16"}, ssn : 111-22-3333 (the docs\' example)',
     '{"resourceType": "Patient", "name": [{"family": "Test"}], "birthDate": "1900-01-01"}',
     "default DOB 1970-01-01 for imported rows; ssn 555-44-4444 in HL7's sample message",

@@ -686,3 +686,20 @@ def test_names_and_birth_dates_in_health_records_are_phi(text: str, values: list
 def test_a_birth_date_in_a_signup_form_stays_pii() -> None:
     text = "Newsletter signup\nName: Jonas Whitfield\nDate of birth: 03/11/1988\n"
     assert {f.category for f in scan(text)} <= {"pii"}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Bed 12: Fatima Osei, 45M, s/p lap chole POD1, oxycodone 5 mg q4h PRN", "Fatima Osei"),
+        ("Pt: Priya Fischer | Acct/MRN 455-784-89 | Exam: CT abdomen/pelvis", "Priya Fischer"),
+        ("Patient(name='Noah Gonzalez', mrn='E445436887', dob='1941-05-20')", "Noah Gonzalez"),
+        ("id,member_name,member_dob,dx\nCLM6205,James Petrov,08/27/1958,M54.5\n", "08/27/1958"),
+    ],
+)
+def test_fifth_corpus_layouts(text: str, value: str) -> None:
+    assert _covered(text, value, "phi"), text
+
+
+def test_a_user_object_is_no_patient() -> None:
+    assert scan("User(name='Ada Lovelace', email='ada@example.com', role='admin')") == []

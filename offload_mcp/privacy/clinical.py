@@ -32,7 +32,9 @@ _CLINICAL = (
     r"hx|y/o|t2dm|troponins?|chest pain|telemetry|n?stemi|methotrexate|nausea|rash|"
     r"clozapine|schizophrenia|neutropenia|adverse event|vaccin\w*|immuni[sz]ation|"
     r"anxiety|insomnia|fractures?|intake form|reason for visit|dental|caries|periodont\w*|"
-    r"abscess)\b"
+    r"abscess|prn|q\d{1,2}h|s/p|pod ?\d|oxycodone|morphine|hydrocodone|ibuprofen|acetaminophen|"
+    r"radiology|ct (?:abdomen|chest|head|scan)|mri|x-?ray|ultrasound|mammogra\w*|"
+    r"impression|biopsy|pathology|post-?op\w*|pre-?op\w*|vital signs|triage)\b"
 )
 WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 # Lower-case surname particles: `Elena Van der Berg`, `Marisol de la Cruz`.
@@ -137,8 +139,8 @@ _PERSON_KEY = (
 )
 _PERSON_NAME = re.compile(
     r"[\"']?(?:name|full_?name|first_?name|last_?name|given_?name|family_?name|surname|"
-    r"display_?name)[\"']?[ \t]*:[ \t]*[\"']?([^\W\d_][^\"'\n,{}\[\]]*?)[\"']?[ \t]*"
-    r"(?:,|\r?$|\})",
+    r"display_?name)[\"']?[ \t]*[:=][ \t]*[\"']?([^\W\d_][^\"'\n,{}()\[\]]*?)[\"']?[ \t]*"
+    r"(?:,|\r?$|\}|\))",
     re.M | re.I,
 )
 
@@ -188,10 +190,11 @@ def _record_number(value: str) -> bool:
     return digits and shaped and not fake_id(value) and not placeholder(value)
 
 
-# A record number's key inside a dict or JSON object (`{'name': ..., 'mrn': ...}`): the
-# object is a patient's, whatever its key.
+# A record number's key inside a dict, a JSON object or a call's keywords (`{'name': ...,
+# 'mrn': ...}`, `Patient(name='...', mrn='...')`): the object is a patient's, whatever its key.
 _RECORD_KEY = (
-    r"[\"'](?i:mrn|medical_?record_?(?:number|no)?|patient_?id)[\"'][ \t]*:[ \t]*[\"'][A-Za-z0-9]"
+    r"(?:[\"'](?i:mrn|medical_?record_?(?:number|no)?|patient_?id)[\"'][ \t]*:"
+    r"|[(, ](?i:mrn|medical_record_number|patient_id)=)[ \t]*[\"'][A-Za-z0-9]"
 )
 
 
@@ -202,10 +205,14 @@ def _record_objects(text: str, data: bytes) -> Iterator[Finding]:
         key = match[0][0]
         if key < done:
             continue
-        opening = text.rfind("{", 0, key)
-        if opening < 0 or "}" in text[opening:key]:
+        opening = max(text.rfind("{", 0, key), text.rfind("(", 0, key))
+        if opening < 0 or (text[opening] == "{" and "}" in text[opening:key]):
             continue
-        done = closing(text, opening)
+        if text[opening] == "(":
+            done = text.find(")", key)
+            done = len(text) if done < 0 else done
+        else:
+            done = closing(text, opening)
         yield from _object_fields(text, opening + 1, done, True)
 
 

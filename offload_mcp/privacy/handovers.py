@@ -104,10 +104,12 @@ _ARGUMENT = re.compile(r"-*[A-Za-z_][\w.-]*=|~?[A-Za-z_]\w*(?:\.\w+)+$|[\w.]+\(.
 _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in prose
 
 
-# Prose: "my password for the staging db is Tango8945Pixel!yOlT if you need it".
+# Prose: "my password for the staging db is Tango8945Pixel!yOlT", "the app secret for staging:
+# gDwUX.V1AYfCa5b6".
 _SAID = (
-    r"(?i)\b(?:password|passwd|passphrase|pwd|secret|token|api key)\b[^.\n`]{0,40}?"
-    r"\b(?:is|was)[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`]{8,200})"
+    r"(?i)\b(?:password|passwd|passphrase|pwd|secret|token|api key)\b"
+    r"(?:[^.\n`]{0,40}?\b(?:is|was)|[ \t]+(?:for|of|to)[ \t][^.\n`:\"'=]{1,30}:)"
+    r"[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`\"'\[({][^\s`]{7,199})"
 )
 
 

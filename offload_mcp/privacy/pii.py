@@ -241,9 +241,15 @@ def _not_in_dotted_number(text: str, start: int, end: int) -> bool:
         return False
     if _DOTTED_CONTEXT.search(text, max(0, start - 24), start):
         return False
+    # `OpenSSL 3.0.13.1`: small parts after a word that is no address's label read as a version.
+    word = re.search(r"([A-Za-z][\w-]*) $", text[max(0, start - 30) : start])
+    parts = [int(p) for p in text[start:end].split(".")]
+    if word and word.group(1).lower() not in _ADDRESS_WORDS and parts[0] < 10 and max(parts) < 100:
+        return False
     return len(set(text[start:end].split("."))) > 1
 
 
+_ADDRESS_WORDS = words("ip addr address host server from to via at peer remote client src dst")
 _DOTTED_CONTEXT = re.compile(
     r"(?i)oid|objectidentifier|section|version|release|\bv(?:er)?\.?\s*$|rfc|[~=<>]=\s*$"
 )
@@ -303,7 +309,7 @@ DATE = (
 DOB = (
     r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
     r"geburtsdatum|fecha de nacimiento)(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
-    r"(?:\s+(?:is|was))?[\"']?\s*[:=,]?\s*[\"']?"
+    r"(?:\s+(?:is|was))?[\"']?\s*[:=,>]?\s*[\"']?"
     r"(?:\?[ \t]*\n[ \t]*[A-Za-z][\w .-]{0,20}:[ \t]*)?"  # a transcript's answer: `CALLER: ...`
     r"(" + DATE + r")"
 )

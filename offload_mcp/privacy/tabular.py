@@ -82,7 +82,13 @@ _FIELD = (
 
 
 def _normal(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.strip().strip("\"'`[]").lower()).strip("_")
+    """`Member DOB` -> `dob`: lower snake case, without the whose-prefix a column may carry."""
+    name = re.sub(r"[^a-z0-9]+", "_", name.strip().strip("\"'`[]").lower()).strip("_")
+    bare = _OWNER.sub("", name)
+    return bare if bare in _COLUMNS and name not in _COLUMNS else name
+
+
+_OWNER = re.compile(r"^(?:patient|member|subscriber|insured|customer|client|employee|user|pt)_")
 
 
 def _finding(kind: str, start: int, end: int, clinical: bool = False) -> Finding:
