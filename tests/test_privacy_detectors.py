@@ -388,6 +388,8 @@ def test_value_stops_at_next_parameter(text: str) -> None:
         ),
         ("SG.dZT1PoaWyfEZUmcHFyzSEo.pNu6CbdDXZlmc3oYQjUpyqxXK0todON2e2", False),
         ("mockingbird99", False),
+        ("=aV@$mE6o^%sZC-nG", False),  # `%s` inside a random password is no format field
+        ("user=%s", True),
     ],
 )
 def test_stand_in_words_count_where_a_word_starts(value: str, stand_in: bool) -> None:

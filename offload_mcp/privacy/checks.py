@@ -22,7 +22,7 @@ _PLACEHOLDER = re.compile(
       | \$\{[^{}]*\} | \$\(.*\) | %[\w]+% | \{\{.*\}\} | \$\{\{.*\}\} | <[^<>]*>
       | \[[^\[\]]*\] | %\([\w.-]+\)[sdr] | \{[\w.]*\} | \*{3,}.* | .*\*{4,}.*
       | .*(?-i:123456789|abcdefgh|ABCDEFGH).* | (?-i:ABC|abc)123\d* | p[a@4][s5$]{2}w[o0]rd[!1]*
-      | .*\{\w{0,20}\}.* | .*(?-i:%[sd])(?:[^0-9a-f].*)?
+      | .*\{\w{0,20}\}.* | .*(?-i:%[sd])(?:[^0-9A-Za-z].*)?
       | x{4,} | .*(?:xxxx|XXXX).* | •+ | \.{3,} | .*(?:\.\.\.|…) | _+ | -+ | 0{6,}
       | (?:os\.environ|os\.getenv|getenv|process\.env|env\(|ENV\[|System\.getenv|var\.|local\.|
           data\.|module\.|secrets\.|vault:|ssm:|arn:aws:|!Ref|!Sub|\#\{|ref\+).*
