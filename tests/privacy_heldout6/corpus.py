@@ -1438,7 +1438,7 @@ def p_clin_sql(b: _Builder, rng: random.Random, c: dict[str, Item]) -> None:
     b.t("INSERT INTO encounters (mrn, patient_name, birth_date, diagnosis) VALUES ('")
     b.v(c["mrn"])
     b.t("', '")
-    b.v(c["name"])
+    b.v(Item("", c["name"].value.replace("'", "''"), "phi", "patient_name"))
     b.t("', '")
     b.v(c["dob"])
     b.t(f"', '{rng.choice(CONDITIONS)}');\n")
