@@ -107,6 +107,11 @@ def _password(rng: random.Random) -> str:
             return pw
 
 
+def _url_password(rng: random.Random) -> str:
+    """A password as it appears in URL user-info, where @, # and friends would have to be percent-encoded."""
+    return "".join(c for c in _password(rng) if c not in "@#/?:%") or "Pw9x"
+
+
 def _b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -412,7 +417,7 @@ def _dburl(rng: random.Random) -> Item:
     host = _host(rng) + (f":{port}" if port else "")
     return Item(
         rng.choice(["DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "dsn", "REDIS_URL", "broker_url"]),
-        _password(rng),
+        _url_password(rng),
         "secret",
         "database_url_password",
         pre=f"{scheme}://{user}:",
