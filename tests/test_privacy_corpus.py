@@ -19,6 +19,7 @@ from tests.privacy_heldout2 import corpus as heldout2
 from tests.privacy_heldout3 import corpus as heldout3
 from tests.privacy_heldout4 import corpus as heldout4
 from tests.privacy_heldout5 import corpus as heldout5
+from tests.privacy_heldout6 import corpus as heldout6
 from tests.privacy_scoring import MAX_FALSE_POSITIVE_RATE, TARGETS, Score, score
 
 CORPORA = {
@@ -28,6 +29,7 @@ CORPORA = {
     "heldout3": lambda: heldout3.build(0),
     "heldout4": lambda: heldout4.build(0),
     "heldout5": lambda: heldout5.build(0),
+    "heldout6": lambda: heldout6.build(0),
 }
 
 

@@ -694,6 +694,7 @@ def test_a_birth_date_in_a_signup_form_stays_pii() -> None:
         ("Bed 12: Fatima Osei, 45M, s/p lap chole POD1, oxycodone 5 mg q4h PRN", "Fatima Osei"),
         ("Pt: Priya Fischer | Acct/MRN 455-784-89 | Exam: CT abdomen/pelvis", "Priya Fischer"),
         ("Patient(name='Noah Gonzalez', mrn='E445436887', dob='1941-05-20')", "Noah Gonzalez"),
+        ("Patient Name: O'BRIEN, ELENA  Dx: COPD exacerbation, MRN 55120943", "O'BRIEN, ELENA"),
         ("id,member_name,member_dob,dx\nCLM6205,James Petrov,08/27/1958,M54.5\n", "08/27/1958"),
     ],
 )

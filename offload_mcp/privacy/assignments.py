@@ -24,7 +24,7 @@ _KEY = r"(?i)[a-z0-9_.\-]*(?:" + KEYWORDS + r")[a-z0-9_.\-]*"
 _TYPED = r":[ \t]*&?(?:'static[ \t]+)?[A-Za-z_][\w.<>\[\]]*[ \t]+=(?![=>])"
 # After a key that names a secret: a separator, then a quoted or bare value.
 _ASSIGN = re.compile(
-    r"(\"?'?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|==|=|:|->|>)[ \t]*"
+    r"([\"'`]?\]?[ \t]*(?:" + _TYPED + r"|=>|:=|\?=|\+=|==|=|:|->|>)[ \t]*"
     r"|[ \t]+\|[ \t]+|\t+"  # a table's cell: `| TOKEN | value |`, `TOKEN<tab>value`
     r"|[\"'][ \t]*,[ \t]*(?=[\"'])"  # `define('DB_PASSWORD', '...')`, `setenv("TOKEN", "...")`
     r"|\s+(?:is|was|are|=):?\s+(?:set to\s+)?)"  # "the db password is:\n\n    s3cr3t"
@@ -36,7 +36,7 @@ _ASSIGN = re.compile(
 # Python iteration each. The separator's start holds no key, so no later key is skipped.
 _KEY_ASSIGNED = (
     r"(" + _KEY[4:].join(("(?i:", ")")) + r")"
-    rf"(?:[\"'\]]|[ \t]*(?:[=:>]|->)|[ \t]+\|[ \t]|\t|{SPACE}+(?:is|was|are|=):?{SPACE})"
+    rf"(?:[\"'`\]]|[ \t]*(?:[=:>]|->|[?+]=)|[ \t]+\|[ \t]|\t|{SPACE}+(?:is|was|are|=):?{SPACE})"
 )
 # Name segments that hold a secret on their own.
 _STRONG = words(

@@ -41,7 +41,7 @@ WORD = r"[A-Z][a-zA-Z'?-]*[a-z?]"  # `?`: any non-ASCII letter (José)
 PARTICLE = r"(?:van|von|der|den|de|del|della|la|le|da|di|du|dos|das|ter|ten|bin|al)"
 _NAME = (
     rf"{WORD}(?: (?:{PARTICLE} ){{0,2}}(?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.?)?"
-    r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?|[A-Z]{2,} [A-Z]{2,}\b"
+    r"|[A-Z][A-Z'-]+, [A-Z][A-Z'-]+(?: [A-Z]\.?)?|[A-Z]{2,} [A-Z]{2,}\b"
 )
 _LABELLED = (
     r"\b(?i:patient(?: full)?(?: name)?|pt(?:\.|\b)(?: name)?|name|member(?: name)?|"
@@ -93,7 +93,7 @@ _VERBS = (
 # says whose record it is. Group 2 (all but the record number) counts in clinical text only.
 _TAGGED = (
     rf"({WORD}(?: (?:[A-Z]\.|{WORD})){{1,3}}|{WORD}, {WORD}(?: [A-Z]\.)?"
-    r"|[A-Z]{2,}, [A-Z]{2,}),? ?[(\[-]? ?"
+    r"|[A-Z][A-Z'-]+, [A-Z][A-Z'-]+),? ?[(\[-]? ?"
     r"(?:(?i:mrn|mr ?#|medical record(?: number| no\.?)?|chart ?#)[\s:#=]*[A-Za-z]{0,3}"
     r"\d(?:-?\d){3,}"
     r"|((?:dob|DOB|D\.O\.B\.?|born(?: on)?)[\s:=]*(?:\d|" + MONTH + r")"

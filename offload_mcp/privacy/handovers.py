@@ -107,18 +107,36 @@ _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in pro
 # Prose: "my password for the staging db is Tango8945Pixel!yOlT", "the app secret for staging:
 # gDwUX.V1AYfCa5b6".
 _SAID = (
-    r"(?i)\b(?:password|passwd|passphrase|pwd|secret|token|api key)\b"
-    r"(?:[^.\n`]{0,40}?\b(?:is|was)|[ \t]+(?:for|of|to)[ \t][^.\n`:\"'=]{1,30}:)"
+    r"(?i)([\w.-]*(?:pass|pwd|secret|token|key|auth|cred)[\w.-]*|api key)\b"
+    r"(?:[^.\n`]{0,40}?\b(?:is|was)|[ \t]+[^.\n`:\"'=]{1,40}:)"  # "... you asked for:"
     r"[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`\"'\[({][^\s`]{7,199})"
 )
 
 
+# Chat: "use jwt_secret 0ElSOFy6...", "try AWS_SECRET_ACCESS_KEY YlAYtlNf...": the key's name,
+# then its value, after a verb that hands it over.
+_USE = (
+    r"(?i)\b(?:use|try|here'?s|here is)[ \t]+(?:the[ \t]+)?"
+    r"([\w.-]*(?:pass|pwd|secret|token|key|auth|cred)[\w.-]*)[ \t]*[:=]?[ \t]+([^\s`\"']{12,200})"
+)
+
+
+def _handed_over(text: str, data: bytes) -> Iterator[Finding]:
+    for found in spans(compiled(_USE), data):
+        (key_start, key_end), (start, end) = found[1], found[2]
+        while end > start and text[end - 1] in ".,;:!?)":
+            end -= 1
+        if names_secret(text[key_start:key_end]) and looks_secret(text[start:end], True):
+            yield Finding("secret_assignment", "secret", start, end, 0.7)
+
+
 def _said_in_prose(text: str, data: bytes) -> Iterator[Finding]:
     for found in spans(compiled(_SAID), data):
-        start, end = found[1]
+        (key_start, key_end), (start, end) = found[1], found[2]
         while end > start and text[end - 1] in ".,;:!?)\"'":
             end -= 1
-        if looks_secret(text[start:end], True):
+        key = text[key_start:key_end]
+        if (key.lower() == "api key" or names_secret(key)) and looks_secret(text[start:end], True):
             yield Finding("secret_assignment", "secret", start, end, 0.7)
 
 
@@ -160,5 +178,6 @@ DETECTORS: list[Detector] = [
     Detector(_COMMAND_THEN_OUTPUT, _printed_by_command),
     Detector(_CODE_SPAN, _quoted_after_mention),
     Detector(_SAID, _said_in_prose),
+    Detector(_USE, _handed_over),
     Detector(_CALL, _positional_passwords),
 ]

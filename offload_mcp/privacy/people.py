@@ -23,7 +23,7 @@ _INITIAL = r"[A-Z]\.?"
 # `Ravi Lindqvist`, `Olga M. Andersen`, `Mei-Ling Albuquerque`, `Pruitt, Svetlana`, `HORVAT, EMMA`.
 _NAME = (
     rf"{WORD}(?: (?:{_INITIAL}|{WORD})){{1,3}}|{WORD}, {WORD}(?: {_INITIAL})?"
-    r"|[A-Z]{2,}, [A-Z]{2,}(?: [A-Z]\.?)?"
+    r"|[A-Z][A-Z'-]+, [A-Z][A-Z'-]+(?: [A-Z]\.?)?"
 )
 _BIRTH = r"(?:DOB|D\.O\.B\.?|(?i:dob|date of birth|birth ?date|born(?: on)?))"
 _RECORD = r"(?i:mrn|mr ?#|medical record(?: number| no\.?| #)?|chart ?#)"

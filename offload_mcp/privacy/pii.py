@@ -80,9 +80,13 @@ def _intl_phone(value: str) -> bool:
 
 
 def _fictional(number: PhoneNumber) -> bool:
-    """Ofcom's drama ranges (the UK's 555), repeated digits and counting runs."""
+    """Ofcom's and ACMA's drama ranges (the UK's and Australia's 555), repeated digits and
+    counting runs."""
     national = str(number.national_number)
     if number.country_code == 44 and national.startswith(("2079460", "1632960", "7700900")):
+        return True
+    # ACMA's ranges for fiction (Australia's 555).
+    if number.country_code == 61 and national.startswith(("25550", "37010", "491570")):
         return True
     return len(set(national)) <= 2 or national in "1234567890123456789"
 
@@ -308,8 +312,8 @@ DATE = (
 )
 DOB = (
     r"(?i)(?:\bdob|d\.o\.b\.?|date[ _]of[ _]birth|birth[ _-]?date|born(?: on)?(?: the)?|birthday|"
-    r"geburtsdatum|fecha de nacimiento)(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
-    r"(?:\s+(?:is|was))?[\"']?\s*[:=,>]?\s*[\"']?"
+    r"geburtsdatum|fecha de nacimiento)`?(?:\s*\([^)\n]{1,30}\))?"  # `Date of birth (verified):`
+    r"(?:\s+(?:is|was))?[\"']?\s*(?:=>|[:=,>](?:\s*&?\w+\s*=)?)?\s*[\"'`]?"  # `=>`, `: &str =`
     r"(?:\?[ \t]*\n[ \t]*[A-Za-z][\w .-]{0,20}:[ \t]*)?"  # a transcript's answer: `CALLER: ...`
     r"(" + DATE + r")"
 )
@@ -398,13 +402,19 @@ RULES: list[Rule] = [
         _not_famous,
         confidence=0.8,
         context=_not_a_year_range,
-        trigger=r"\d [A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
+        trigger=r"\d (?:[NSEW]\.? )?[A-Z0-9][a-z]+ (?:[A-Z][a-z]+ ){0,3}" + _STREET,
     ),
     Rule("date_of_birth", "pii", DOB, _real_birth_date, group=1, confidence=0.85),
 ]
 
+# A personal column's name, or a secret's as a column of a table (`id,api_token,notes`).
+_TABLE_TRIGGER = (
+    r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card"
+    r"|[,\t|(][ \t]*[\"'`]?[\w]*(?:token|secret|passw|api_?key)[\w]*[\"'`]?[ \t]*[,\t|)\r\n]"
+)
+
 DETECTORS: list[Detector] = [
     Detector(_PHONE_LABEL, _labelled_phones),
     Detector(_ADDRESS_LABEL, _labelled_addresses),
-    Detector(r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card", tabular_findings),
+    Detector(_TABLE_TRIGGER, tabular_findings),
 ]

@@ -152,13 +152,19 @@ RULES: list[Rule] = [
         _header_value,
         group=1,
     ),
+    _rule(  # `Basic <base64 of user:password>` anywhere (a header quoted in prose)
+        "auth_header",
+        r"\bBasic[ \t]+([A-Za-z0-9+/]{12,}={0,2})",
+        _basic_credentials,
+        group=1,
+    ),
     _rule(  # `Bearer <token>` anywhere (a header pasted in prose, a doc's example filled in)
         "auth_header", r"\bBearer[ \t]+([A-Za-z0-9._~+/=-]{20,})", _header_value, group=1
     ),
     _rule(
         "api_key_header",
         r"(?i)(?:x-api-key|x-auth-token|x-access-token|private-token|x-vault-token|x-goog-api-key|"
-        r"ocp-apim-subscription-key|x-functions-key|x-apikey)[\"']?(?:\s*[:=,]\s*|[ \t]+)[\"']?"
+        r"ocp-apim-subscription-key|x-functions-key|x-apikey)[\"'`]?(?:\s*[:=,]\s*|[ \t]+)[\"'`]?"
         r"([A-Za-z0-9._~+/=-]{12,})",
         _header_value,
         group=1,

@@ -24,6 +24,7 @@ _DATE = re.compile(
     r"|\d{1,2} \w+ \d{4}"
 )
 _ANY = re.compile(r"[^\s].{3,}")
+_SECRET_COLUMN = ("secret_assignment", re.compile(r"\S{10,}"))
 # A person's name as a cell holds it: `Jamal Weber`, `Holloway, Jamal`, `O'Neil`, `José`.
 _PERSON = re.compile(
     r"[^\W\d_][^\W\d_'.-]*(?:['.-][^\W\d_]+)*\.?(?:,? [^\W\d_]+(?:['.-][^\W\d_]+)*\.?){0,4}"
@@ -93,7 +94,7 @@ _OWNER = re.compile(r"^(?:patient|member|subscriber|insured|customer|client|empl
 
 def _finding(kind: str, start: int, end: int, clinical: bool = False) -> Finding:
     phi = kind in ("mrn", "patient_name") or (clinical and kind == "date_of_birth")
-    category: Category = "phi" if phi else "pii"
+    category: Category = "phi" if phi else "secret" if kind == "secret_assignment" else "pii"
     return Finding(kind, category, start, end, 0.75)
 
 
@@ -106,6 +107,10 @@ def _cell_ok(value: str, shape: re.Pattern[str], kind: str = "") -> bool:
         from offload_mcp.privacy.pii import valid_ssn
 
         return valid_ssn(value)
+    if kind == "secret_assignment":
+        from offload_mcp.privacy.assignments import looks_secret
+
+        return looks_secret(value, True, literal=True)
     if shape is not _DIGITS:
         return True
     return _phone_or_card(value, kind)
@@ -168,12 +173,20 @@ def _wanted(
 ) -> tuple[dict[int, tuple[str, re.Pattern[str]]], bool]:
     """The personal columns by index, and whether the table is clinical (names count then)."""
     wanted = {i: _COLUMNS[c] for i, c in enumerate(columns) if c in _COLUMNS}
+    wanted.update({i: _SECRET_COLUMN for i, c in enumerate(columns) if _secret_column(c)})
     if not wanted:
         return wanted, False
     clinical = _clinical_table(columns, text, data)
     if not clinical:
         wanted = {i: w for i, w in wanted.items() if w[0] != "patient_name"}
     return wanted, clinical
+
+
+def _secret_column(name: str) -> bool:
+    """A column whose name names a secret (`api_token`, `password`): its cells are secrets."""
+    from offload_mcp.privacy.assignments import names_secret
+
+    return name not in _COLUMNS and names_secret(name)
 
 
 def _fixture(columns: list[str], values: list[str]) -> bool:
