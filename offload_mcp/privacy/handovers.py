@@ -23,7 +23,7 @@ _ATTRIBUTE = re.compile(
 )
 # Where an `_ATTRIBUTE` may start (`?` in the data may be the Kelvin sign, which `(?i)k` matches).
 _ATTRIBUTE_START = (
-    r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:][ \t]*[\"']?[\w.\-?]{2,60}[\"']?"
+    r"(?i)[\"']?(?:[k?]ey|name)[\"']?[ \t]*[=:][ \t]*[\"']?[\w.\-?]{2,}[\"']?"
     r"(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)[\"']?value[\"']?[ \t]*[=:]"
 )
 
@@ -53,7 +53,7 @@ _NETRC_PASSWORD = r"(?m)(?:^|[ \t])password[ \t]+(\S+)"
 # Only `$` and `%` prompts: `#` and `>` start comments and quotes as often.
 _COMMAND_THEN_OUTPUT = (
     r"(?m)^[ \t]*[$%][ \t]+([^\n]*(?i:pass|pwd|secret|token|key|cred)[^\n]*)\n"
-    r"[ \t]*([^\s$%#>]\S{5,199})[ \t]*$"
+    r"[ \t]*([^\s$%#>]\S{5,})[ \t]*$"
 )
 _RESOURCE_WORDS = frozenset({"secret", "secrets", "secretsmanager", "get-secret-value"})
 
@@ -70,7 +70,7 @@ def _printed_by_command(text: str, data: bytes) -> Iterator[Finding]:
 # Chat: "anyone have the api secret?" ... "Sure, use `LnaqLm...`": a key named in passing,
 # then a code span within a few lines that holds nothing but a random-looking value. Code
 # spans that long are rare, so they are found first and the words before them read after.
-_CODE_SPAN = r"`([^`\s\"']{10,200})`"  # quotes: a Go struct tag (`env:"TOKEN"`), not a value
+_CODE_SPAN = r"`([^`\s\"']{10,})`"  # quotes: a Go struct tag (`env:"TOKEN"`), not a value
 _KEY_WORD = re.compile(r"(?i)[a-z0-9_.\-]*(?:" + KEYWORDS + r")[a-z0-9_.\-]*")
 _DIGEST = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a commit or a checksum, when named so
 _DIGEST_WORDS = re.compile(r"(?i)commit|sha|hash|digest|checksum|revision|landed|merged|fixed")
@@ -107,9 +107,9 @@ _WEAK = frozenset({"pass", "pw", "key", "auth"})  # verbs and vague words in pro
 # Prose: "my password for the staging db is Tango8945Pixel!yOlT", "the app secret for staging:
 # gDwUX.V1AYfCa5b6".
 _SAID = (
-    r"(?i)([\w.-]*(?:pass|pwd|secret|token|key|auth|cred)[\w.-]*|api key)\b"
-    r"(?:[^.\n`]{0,40}?\b(?:is|was)|[ \t]+[^.\n`:\"'=]{1,40}:)"  # "... you asked for:"
-    r"[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`\"'\[({][^\s`]{7,199})"
+    r"(?i)((?:pass|pwd|secret|token|key|auth|cred)[\w.-]*|api key)\b"
+    r"(?:[^.\n`]*?\b(?:is|was)|[ \t]+[^.\n`:\"'=]+:)"  # "... you asked for:"
+    r"[ \t]+(?:still[ \t]+|now[ \t]+)?([^\s`\"'\[({][^\s`]{7,})"  # counted runs grow the DFA
 )
 
 
@@ -117,7 +117,7 @@ _SAID = (
 # then its value, after a verb that hands it over.
 _USE = (
     r"(?i)\b(?:use|try|here'?s|here is)[ \t]+(?:the[ \t]+)?"
-    r"([\w.-]*(?:pass|pwd|secret|token|key|auth|cred)[\w.-]*)[ \t]*[:=]?[ \t]+([^\s`\"']{12,200})"
+    r"([\w.-]*(?:pass|pwd|secret|token|key|auth|cred)[\w.-]*)[ \t]*[:=]?[ \t]+([^\s`\"']{12,})"
 )
 
 
@@ -135,6 +135,8 @@ def _said_in_prose(text: str, data: bytes) -> Iterator[Finding]:
         (key_start, key_end), (start, end) = found[1], found[2]
         while end > start and text[end - 1] in ".,;:!?)\"'":
             end -= 1
+        while key_start > 0 and (text[key_start - 1].isalnum() or text[key_start - 1] in "_.-"):
+            key_start -= 1  # the whole name: `aws_secret_access_key`, `X-Auth-Token`
         key = text[key_start:key_end]
         if (key.lower() == "api key" or names_secret(key)) and looks_secret(text[start:end], True):
             yield Finding("secret_assignment", "secret", start, end, 0.7)

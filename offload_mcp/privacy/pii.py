@@ -410,7 +410,7 @@ RULES: list[Rule] = [
 # A personal column's name, or a secret's as a column of a table (`id,api_token,notes`).
 _TABLE_TRIGGER = (
     r"(?i)e-?mail|phone|mobile|ssn|dob|birth|address|card"
-    r"|[,\t|(][ \t]*[\"'`]?[\w]*(?:token|secret|passw|api_?key)[\w]*[\"'`]?[ \t]*[,\t|)\r\n]"
+    r"|[,\t|(][ \t]*[\"'`]?[\w]*(?:token|secret|passw|api_?key)"
 )
 
 DETECTORS: list[Detector] = [
