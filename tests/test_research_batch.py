@@ -178,7 +178,8 @@ async def test_a_cap_reached_mid_batch_marks_the_rest(
     paths: Paths, fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-batch-key")
-    write_config(paths, fake, "caps = { day = { requests = 3 } }")
+    # A rolling window: a day cap resets at midnight Pacific, and a run across it admits all six.
+    write_config(paths, fake, 'caps = { "5h" = { requests = 3 } }')
     for i in range(1, 7):
         fake.route(name(i), row_answer(i))
     async with Client(build_server(paths=paths, cwd=tmp_path)) as client:
@@ -187,11 +188,11 @@ async def test_a_cap_reached_mid_batch_marks_the_rest(
     assert text.startswith("6 entities x 3 fields: 3 ok, 3 failed")
     # the three refused entities share one reason, so the summary names them on one line
     assert re.search(
-        r"failed (Company \d\d, ){2}Company \d\d: gemini-search: day cap reached: 3/3", text
+        r"failed (Company \d\d, ){2}Company \d\d: gemini-search: 5h cap reached: 3/3", text
     )
     _, json_path = files_of(text)
     rows = json.loads(json_path.read_text())["rows"]
-    assert sum("day cap reached" in r.get("error", "") for r in rows) == 3
+    assert sum("5h cap reached" in r.get("error", "") for r in rows) == 3
     assert len(fake.calls) == 3
     assert len(seen) == 6
 
