@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder, word_bounded
-from offload_mcp.privacy.engine import Detector, compiled, finditer, spans
+from offload_mcp.privacy.engine import Detector, compiled, finditer, matches, spans
 from offload_mcp.privacy.findings import Finding
 from offload_mcp.privacy.fixtures import fake_id, placeholder, real_birth_date, stand_in
 from offload_mcp.privacy.pii import DATE, DOB, MONTH
@@ -179,14 +179,15 @@ def _object_fields(text: str, start: int, end: int, record: bool) -> Iterator[Fi
         if field.group(2):
             if real_birth_date(value):
                 yield Finding("date_of_birth", "phi", field.start(3), field.end(3), 0.8)
-        elif _record_number(value):
+        elif record_number(value):
             yield Finding("medical_record_number", "phi", field.start(3), field.end(3), 0.8)
 
 
-def _record_number(value: str) -> bool:
+def record_number(value: str) -> bool:
     """Four digits or more in an id's shape, not a mask or a made-up `TEST-0001`."""
+    value = value.strip()
     digits = sum(c.isdigit() for c in value) >= 4
-    shaped = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{3,39}", value) is not None
+    shaped = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{3,39}", value) is not None
     return digits and shaped and not fake_id(value) and not placeholder(value)
 
 
@@ -378,14 +379,9 @@ def _tables(text: str, data: bytes) -> Iterator[Finding]:
     from offload_mcp.privacy import pii, tabular
 
     for detector in pii.DETECTORS:
-        if detector.run is tabular.tabular_findings and spans_any(detector.trigger, data):
+        if detector.run is tabular.tabular_findings and matches(detector.trigger, data):
             return
     yield from tabular.tabular_findings(text, data)
-
-
-def spans_any(pattern: str, data: bytes) -> bool:
-    """Whether an RE2 `pattern` matches anywhere in `data`."""
-    return next(spans(compiled(pattern), data), None) is not None
 
 
 DETECTORS: list[Detector] = [

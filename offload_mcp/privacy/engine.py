@@ -131,6 +131,11 @@ def compiled(pattern: str, longest: bool = False) -> Any:
     return re2.compile(pattern.encode(), options)
 
 
+def matches(pattern: str, data: bytes) -> bool:
+    """Whether an RE2 `pattern` matches anywhere in `data`."""
+    return next(spans(compiled(pattern), data), None) is not None
+
+
 def spans(regex: Any, data: bytes) -> Iterator[list[tuple[int, int]]]:
     """Each match's spans (whole match, then groups; `(-1, -1)` for a group that missed).
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 
 from offload_mcp.privacy.checks import is_placeholder
-from offload_mcp.privacy.clinical import WORD, clinical_text
-from offload_mcp.privacy.engine import Detector, compiled, spans
+from offload_mcp.privacy.clinical import WORD, clinical_text, record_number
+from offload_mcp.privacy.engine import Detector, compiled, matches, spans
 from offload_mcp.privacy.findings import Category, Finding
 from offload_mcp.privacy.fixtures import STAND_INS, fake_id, stand_in
 from offload_mcp.privacy.pii import DATE
@@ -152,13 +152,9 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return start, start + len(value)
 
 
-def _found(pattern: str, data: bytes) -> bool:
-    return next(spans(compiled(pattern), data), None) is not None
-
-
 def _health(data: bytes) -> bool:
     """Whether the text is about someone's health (one clear term, or `clinical_text`)."""
-    return _found(_HEALTH, data) or clinical_text(data)
+    return matches(_HEALTH, data) or clinical_text(data)
 
 
 def _person(health: bool, start: int, end: int, confidence: float) -> Finding:
@@ -175,7 +171,7 @@ def _tied(text: str, data: bytes) -> Iterator[Finding]:
         if name is None:
             continue
         if health is None:
-            health = _health(data) or _found(_RECORD_WORDS, data)
+            health = _health(data) or matches(_RECORD_WORDS, data)
         yield _person(health, *name, 0.75)
         if health and match[2][0] >= 0 and not stand_in("date_of_birth", text[slice(*match[2])]):
             yield Finding("date_of_birth", "phi", *match[2], 0.8)
@@ -218,17 +214,6 @@ def _dicom_name(value: str) -> bool:
     return not any(p.title() in _NOT_NAME or p.title() in STAND_INS for p in parts)
 
 
-def _record_id(value: str) -> bool:
-    """A record number: four digits or more, not a mask or a made-up `TEST-0001`."""
-    value = value.strip()
-    return (
-        sum(c.isdigit() for c in value) >= 4
-        and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{3,39}", value) is not None
-        and not is_placeholder(value)
-        and not fake_id(value)
-    )
-
-
 def _birth_date(value: str) -> bool:
     return re.fullmatch(DATE, value.strip()) is not None and not stand_in("date_of_birth", value)
 
@@ -238,7 +223,7 @@ def _dicom_value(kind: str, text: str, start: int, end: int) -> Finding | None:
     end = start + len(value.rstrip())
     if kind == "name" and _dicom_name(value):
         return Finding("patient_name", "phi", start, end, 0.85)
-    if kind == "id" and _record_id(value):
+    if kind == "id" and record_number(value):
         return Finding("medical_record_number", "phi", start, end, 0.85)
     if kind == "birth" and _birth_date(value):
         return Finding("date_of_birth", "phi", start, end, 0.85)
@@ -269,7 +254,7 @@ def _logs(text: str, data: bytes) -> Iterator[Finding]:
         value = text[start:end]
         if key in ("patient_name", "patient") and _log_name(value):
             yield Finding("patient_name", "phi", start, end, 0.8)
-        elif key not in ("patient_name", "patient") and _record_id(value):
+        elif key not in ("patient_name", "patient") and record_number(value):
             yield Finding("medical_record_number", "phi", start, end, 0.8)
 
 
